@@ -1,0 +1,3 @@
+"""Callbacks observe a prompt-tuning run (logging, TensorBoard, early stop)."""
+
+from promptopt.callbacks.base import RunnerCallback

@@ -1,0 +1,219 @@
+"""Gradient descent on the prompt with any Keras optimizer (K = 1 candidate)."""
+
+import copy
+import dataclasses
+
+import keras
+import numpy as np
+
+from promptopt.optimizers.adafactor import ConstantStepAdafactor
+from promptopt.optimizers.base import PROMPT_DTYPE
+from promptopt.optimizers.base import PromptOptimizer
+from promptopt.optimizers.registry import register_optimizer
+from promptopt.optimizers.serialization import pack_state
+from promptopt.optimizers.serialization import unpack_state
+
+# Default step sizes. Adafactor 0.3: Lester et al. (2021), constant. AdamW and
+# Adam 0.03: on SmolLM2-135M / SST-2 16-shot (FIELD_NOTES.md), PEFT prompt
+# tuning with AdamW was best at 0.03 from a random init over 5 seeds, and 0.3
+# collapsed; 0.1 was best only from a text init. SGD has no scale-free default.
+DEFAULT_LEARNING_RATES = {"adafactor": 0.3, "adamw": 0.03, "adam": 0.03}
+OPTIMIZER_NAMES = ("adafactor", "adamw", "adam", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackpropState:
+    """State of `BackpropOptimizer`.
+
+    Args:
+        params: np.ndarray `[*S]` float32, the current prompt.
+        optimizer_variables: tuple of np.ndarray, the values of the Keras
+            optimizer's variables (iterations, learning rate, moments), in
+            `keras_optimizer.variables` order.
+        step: int, the number of `tell` calls so far.
+    """
+
+    params: np.ndarray
+    optimizer_variables: tuple
+    step: int
+
+
+@register_optimizer("backprop")
+class BackpropOptimizer(PromptOptimizer):
+    """Prompt tuning by gradient descent (Lester et al., 2021).
+
+    Each step asks for one candidate (the current prompt, `K = 1`) and
+    applies its gradient with a Keras optimizer. The Keras optimizer and a
+    prompt `keras.Variable` are created once per instance (again only if the
+    prompt shape changes); before every update they are loaded from the
+    state and read back after it, so the state is plain numpy and the same
+    instance can serve several independent runs.
+
+    Args:
+        optimizer: `"adafactor"` (default; `ConstantStepAdafactor`: constant
+            step, no parameter scaling, as in Lester et al.), `"adamw"`,
+            `"adam"`, `"sgd"`, or a Keras optimizer config dict as returned
+            by `keras.optimizers.serialize(keras_optimizer)`.
+        learning_rate: float or None. None takes the default of the named
+            optimizer (adafactor 0.3, adamw/adam 0.03) or, for a config dict,
+            the dict's own learning rate; `"sgd"` needs an explicit value.
+
+    Example:
+
+    ```python
+    optimizer = BackpropOptimizer("adamw", learning_rate=0.03)
+    state = optimizer.init(np.zeros((20, 576), "float32"), seed=0)
+    (candidate,) = optimizer.ask(state)  # [20, 576]
+    state, metrics = optimizer.tell(
+        state, candidate[None], np.array([loss]), gradient[None]
+    )
+    ```
+    """
+
+    needs_gradients = True
+
+    def __init__(self, optimizer="adafactor", learning_rate=None):
+        if learning_rate is not None and not (
+            isinstance(learning_rate, (int, float)) and learning_rate > 0
+        ):
+            raise ValueError(
+                f"learning_rate must be a positive number or None, got "
+                f"{learning_rate!r}. Pass e.g. learning_rate=0.3."
+            )
+        if isinstance(optimizer, str):
+            if optimizer not in OPTIMIZER_NAMES:
+                raise ValueError(
+                    f"Unknown optimizer {optimizer!r}. Pass one of "
+                    f"{', '.join(map(repr, OPTIMIZER_NAMES))}, or a Keras "
+                    "optimizer config dict from keras.optimizers.serialize()."
+                )
+            if optimizer == "sgd" and learning_rate is None:
+                raise ValueError(
+                    "optimizer='sgd' has no default learning rate: its step "
+                    "scales with the gradient. Pass learning_rate=..., or use "
+                    "'adafactor' or 'adamw' whose defaults are scale-free."
+                )
+        elif isinstance(optimizer, dict):
+            optimizer = copy.deepcopy(optimizer)
+        else:
+            raise ValueError(
+                f"optimizer must be a name or a Keras optimizer config dict, "
+                f"got {type(optimizer).__name__}. Pass e.g. 'adamw' or "
+                "keras.optimizers.serialize(keras.optimizers.AdamW(0.1))."
+            )
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self._keras_optimizer = self._make_keras_optimizer()  # validates
+        self._prompt_variable = None
+        self._fresh_optimizer_variables = None
+
+    def _make_keras_optimizer(self):
+        if isinstance(self.optimizer, dict):
+            spec = copy.deepcopy(self.optimizer)
+            if self.learning_rate is not None:
+                spec.setdefault("config", {})["learning_rate"] = self.learning_rate
+            try:
+                return keras.optimizers.deserialize(spec)
+            except Exception as error:
+                raise ValueError(
+                    f"Could not build a Keras optimizer from the config dict "
+                    f"{self.optimizer!r}: {error}. Pass the output of "
+                    "keras.optimizers.serialize(keras_optimizer)."
+                ) from None
+        learning_rate = self.learning_rate
+        if learning_rate is None:
+            learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+        if self.optimizer == "adafactor":
+            return ConstantStepAdafactor(learning_rate=learning_rate)
+        if self.optimizer == "adamw":
+            return keras.optimizers.AdamW(learning_rate=learning_rate)
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate=learning_rate)
+        return keras.optimizers.SGD(learning_rate=learning_rate)
+
+    def _ensure_built(self, shape):
+        """Creates the prompt Variable and optimizer slots for `shape` once."""
+        if (
+            self._prompt_variable is not None
+            and tuple(self._prompt_variable.shape) == shape
+        ):
+            return
+        if self._prompt_variable is not None:
+            # A new shape needs new optimizer slots: start a fresh optimizer.
+            self._keras_optimizer = self._make_keras_optimizer()
+        self._prompt_variable = keras.Variable(
+            np.zeros(shape, PROMPT_DTYPE), dtype="float32", name="prompt"
+        )
+        self._keras_optimizer.build([self._prompt_variable])
+        self._fresh_optimizer_variables = tuple(
+            keras.ops.convert_to_numpy(v).copy()
+            for v in self._keras_optimizer.variables
+        )
+
+    def init(self, prompt, seed):
+        del seed  # Gradient descent from a given prompt draws nothing random.
+        params = self._check_prompt(prompt)
+        self._ensure_built(params.shape)
+        return BackpropState(
+            params=params.copy(),
+            optimizer_variables=tuple(
+                v.copy() for v in self._fresh_optimizer_variables
+            ),
+            step=0,
+        )
+
+    def ask(self, state):
+        return state.params[None].copy()
+
+    def tell(self, state, candidates, losses, grads=None):
+        _, losses, grads = self._check_told(state, candidates, losses, grads)
+        self._ensure_built(state.params.shape)
+        optimizer = self._keras_optimizer
+        self._prompt_variable.assign(state.params)
+        for variable, value in zip(optimizer.variables, state.optimizer_variables):
+            variable.assign(value)
+        learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        gradient = grads[0].astype(PROMPT_DTYPE)
+        optimizer.apply_gradients([(gradient, self._prompt_variable)])
+        new_state = BackpropState(
+            params=keras.ops.convert_to_numpy(self._prompt_variable).copy(),
+            optimizer_variables=tuple(
+                keras.ops.convert_to_numpy(v).copy() for v in optimizer.variables
+            ),
+            step=state.step + 1,
+        )
+        metrics = {
+            "loss": float(losses[0]),
+            "learning_rate": learning_rate,
+            "gradient_norm": float(np.linalg.norm(gradient)),
+        }
+        return new_state, metrics
+
+    def best(self, state):
+        # Mini-batch losses are noisy, so the current iterate, not the
+        # lowest-loss one, is what gradient descent exports.
+        return state.params.copy()
+
+    def state_to_bytes(self, state):
+        fields = {"params": state.params, "step": state.step}
+        fields["num_optimizer_variables"] = len(state.optimizer_variables)
+        for index, value in enumerate(state.optimizer_variables):
+            fields[f"optimizer_variable_{index:04d}"] = value
+        return pack_state(fields)
+
+    def state_from_bytes(self, data):
+        fields = unpack_state(data)
+        count = fields["num_optimizer_variables"]
+        return BackpropState(
+            params=fields["params"],
+            optimizer_variables=tuple(
+                fields[f"optimizer_variable_{index:04d}"] for index in range(count)
+            ),
+            step=fields["step"],
+        )
+
+    def get_config(self):
+        return {
+            "optimizer": copy.deepcopy(self.optimizer),
+            "learning_rate": self.learning_rate,
+        }

@@ -1,0 +1,144 @@
+"""A prompt saved on its own: a small `.npz` with metadata that guards it."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class PromptMismatchError(ValueError):
+    """A prompt file does not belong to the model it is loaded into."""
+
+
+def embedding_fingerprint(embeddings):
+    """A short sha256 of the embedding table `[V, H]` (float32 bytes).
+
+    Two models whose input embeddings differ in any bit get different
+    fingerprints, so a prompt tuned on one is never silently loaded into the
+    other.
+    """
+    array = np.ascontiguousarray(np.asarray(embeddings, dtype="float32"))
+    digest = hashlib.sha256()
+    digest.update(str(array.shape).encode())
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class PromptFile:
+    """A materialized prompt `[P, H]` plus the identity of its model.
+
+    Saved as `.npz` (no pickle): the prompt array and one JSON string of
+    metadata. `check_compatible` refuses a model with another hidden size or
+    another embedding table.
+
+    Args:
+        prompt: float32 array `[P, H]`.
+        model_id: the model the prompt was tuned for.
+        embedding_hash: `embedding_fingerprint` of that model's embeddings.
+        extra: free-form JSON-able metadata (task, label words, optimizer).
+
+    Example:
+    ```python
+    PromptFile(prompt, "smollm2-135m-instruct", hash).save("sst2.prompt.npz")
+    PromptFile.load("sst2.prompt.npz").check_compatible(model_id, hash, 576)
+    ```
+    """
+
+    prompt: np.ndarray
+    model_id: str
+    embedding_hash: str
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def length(self):
+        return int(self.prompt.shape[0])
+
+    @property
+    def hidden_dim(self):
+        return int(self.prompt.shape[1])
+
+    def metadata(self):
+        return {
+            "format": "promptopt.prompt",
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "hidden_dim": self.hidden_dim,
+            "prompt_length": self.length,
+            "embedding_hash": self.embedding_hash,
+            "extra": self.extra,
+        }
+
+    def save(self, path):
+        """Writes atomically, so an interrupted save never leaves a torn file."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    prompt=np.asarray(self.prompt, dtype="float32"),
+                    metadata=np.array(json.dumps(self.metadata())),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No prompt file at {path}.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                prompt = np.asarray(data["prompt"], dtype="float32")
+                metadata = json.loads(str(data["metadata"]))
+        except (KeyError, ValueError, OSError) as e:
+            raise ValueError(
+                f"{path} is not a promptopt prompt file ({e}). Save prompts "
+                "with PromptedModel.save_prompt()."
+            ) from None
+        if metadata.get("format") != "promptopt.prompt":
+            raise ValueError(f"{path} is not a promptopt prompt file.")
+        if list(prompt.shape) != [
+            metadata["prompt_length"],
+            metadata["hidden_dim"],
+        ]:
+            raise ValueError(
+                f"{path} is corrupt: its prompt has shape {prompt.shape} but "
+                "its metadata says otherwise."
+            )
+        return cls(
+            prompt=prompt,
+            model_id=metadata["model_id"],
+            embedding_hash=metadata["embedding_hash"],
+            extra=metadata.get("extra", {}),
+        )
+
+    def check_compatible(self, model_id, embedding_hash, hidden_dim, source=""):
+        """Raises `PromptMismatchError` unless the model is the prompt's own."""
+        where = f" {source}" if source else ""
+        if int(hidden_dim) != self.hidden_dim:
+            raise PromptMismatchError(
+                f"Prompt{where} has hidden size H={self.hidden_dim} (tuned for "
+                f"model '{self.model_id}'), but this model ('{model_id}') has "
+                f"H={hidden_dim}. Load it into the model it was tuned for."
+            )
+        if embedding_hash != self.embedding_hash:
+            raise PromptMismatchError(
+                f"Prompt{where} was tuned for model '{self.model_id}' with "
+                f"embedding hash {self.embedding_hash}, but this model "
+                f"('{model_id}') has embedding hash {embedding_hash}: the "
+                "weights differ, so the prompt would mean something else. "
+                "Load it into the model it was tuned for."
+            )
