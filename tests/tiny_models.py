@@ -7,6 +7,7 @@ random parameters.
 
 import keras
 import keras_hub
+import numpy as np
 
 # Whole words that become single tokens through merges, so tests have
 # single-token label words (" great") next to multi-token ones.
@@ -51,6 +52,28 @@ def tiny_bpe_vocabulary(specials=("<|endoftext|>",)):
     return vocabulary, merges
 
 
+def _rescale_weights(backbone, seed):
+    """Redraws a tiny random backbone at the scale of a trained model.
+
+    keras-hub initializes GPT-2 and Llama for training at scale (std 0.02
+    kernels, 0.01 embeddings). At hidden size 16 that leaves attention
+    nearly uniform, the residual stream dominated by the current token and
+    the logits nearly flat, so a prompt has no leverage and nothing can be
+    learned through it. Unit-scale embedding rows and kernels with std
+    1/sqrt(fan_in) make tokens, prompt and logits matter as in a real model.
+    """
+    rng = np.random.default_rng(seed)
+    for weight in backbone.weights:
+        if "embeddings" in weight.path and "position" not in weight.path:
+            std = 1.0
+        elif len(weight.shape) >= 2:
+            std = 1.0 / np.sqrt(weight.shape[0])
+        else:
+            continue
+        weight.assign((rng.normal(size=weight.shape) * std).astype("float32"))
+    return backbone
+
+
 def tiny_gpt2(vocabulary_size=None, hidden_dim=16, seed=0):
     vocabulary, merges = tiny_bpe_vocabulary()
     tokenizer = keras_hub.models.GPT2Tokenizer(
@@ -66,7 +89,7 @@ def tiny_gpt2(vocabulary_size=None, hidden_dim=16, seed=0):
         max_sequence_length=128,
         dropout=0.1,
     )
-    return backbone, tokenizer
+    return _rescale_weights(backbone, seed), tokenizer
 
 
 def tiny_llama(hidden_dim=16, seed=0):
@@ -90,12 +113,12 @@ def tiny_llama(hidden_dim=16, seed=0):
         rope_max_wavelength=10000,
         tie_word_embeddings=True,
     )
-    return backbone, tokenizer
+    return _rescale_weights(backbone, seed), tokenizer
 
 
 def tiny_t5(vocabulary_size=300, hidden_dim=16, seed=0):
     keras.utils.set_random_seed(seed)
-    return keras_hub.models.T5Backbone(
+    backbone = keras_hub.models.T5Backbone(
         vocabulary_size=vocabulary_size,
         num_layers=2,
         num_heads=2,
@@ -105,3 +128,4 @@ def tiny_t5(vocabulary_size=300, hidden_dim=16, seed=0):
         dropout=0.1,
         tie_embedding_weights=True,
     )
+    return _rescale_weights(backbone, seed)

@@ -1,6 +1,7 @@
 """A frozen keras-hub backbone plus a trainable prompt, as a keras.Model."""
 
 import keras
+import keras_hub
 import numpy as np
 from keras import ops
 
@@ -128,9 +129,16 @@ class PromptedModel(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def get_config(self):
+        backbone = keras.saving.serialize_keras_object(self.backbone)
+        if hasattr(self.backbone, "tie_word_embeddings"):
+            # keras-hub 0.32's LlamaBackbone.get_config drops this flag
+            # (upstream issue #3098); without it a clone gets an untied head.
+            backbone["config"]["tie_word_embeddings"] = bool(
+                self.backbone.tie_word_embeddings
+            )
         return {
             "name": self.name,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "backbone": backbone,
             "task": serialize_task(self.task),
             "prompt_length": self.prompt_length,
             "parameterization": (
@@ -140,11 +148,7 @@ class PromptedModel(keras.Model):
                     self.soft_prompt.parameterization
                 )
             ),
-            "tokenizer": (
-                None
-                if self.tokenizer is None
-                else keras.saving.serialize_keras_object(self.tokenizer)
-            ),
+            "tokenizer": _serialize_tokenizer(self.tokenizer),
             "model_id": self.model_id,
             "seed": self.seed,
             "max_length": self.max_length,
@@ -157,9 +161,11 @@ class PromptedModel(keras.Model):
             config["backbone"]
         )
         config["task"] = deserialize_task(config["task"])
-        for key in ("parameterization", "tokenizer"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
+        if config.get("parameterization") is not None:
+            config["parameterization"] = keras.saving.deserialize_keras_object(
+                config["parameterization"]
+            )
+        config["tokenizer"] = _deserialize_tokenizer(config.get("tokenizer"))
         # Weights (the prompt included) are restored by Keras after this.
         return cls(prompt_initializer=None, **config)
 
@@ -305,3 +311,34 @@ def _detokenize(tokenizer, tokens):
         text = text.numpy()
     text = np.asarray(text).reshape(-1)[0] if not isinstance(text, str) else text
     return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def _serialize_tokenizer(tokenizer):
+    if tokenizer is None:
+        return None
+    config = keras.saving.serialize_keras_object(tokenizer)
+    if isinstance(tokenizer, keras_hub.models.Llama3Tokenizer):
+        # keras-hub 0.32's Llama3Tokenizer does not save its special tokens
+        # and would come back with Llama 3's, which SmolLM2 lacks.
+        misc = sorted(
+            value
+            for name, value in vars(tokenizer).items()
+            if name.startswith("special_token_") and isinstance(value, str)
+        )
+        config["config"].update(
+            bos_token=tokenizer.start_token,
+            eos_token=tokenizer.end_token,
+            misc_special_tokens=misc,
+        )
+    return config
+
+
+def _deserialize_tokenizer(config):
+    if config is None:
+        return None
+    config = {**config, "config": dict(config["config"])}
+    if isinstance(config["config"].get("misc_special_tokens"), list):
+        config["config"]["misc_special_tokens"] = set(
+            config["config"]["misc_special_tokens"]
+        )
+    return keras.saving.deserialize_keras_object(config)

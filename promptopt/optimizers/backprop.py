@@ -113,13 +113,18 @@ class BackpropOptimizer(PromptOptimizer):
             if self.learning_rate is not None:
                 spec.setdefault("config", {})["learning_rate"] = self.learning_rate
             try:
-                return keras.optimizers.deserialize(spec)
+                optimizer = keras.optimizers.deserialize(spec)
+                problem = f"got {type(optimizer).__name__}"
             except Exception as error:
+                optimizer, problem = None, str(error)
+            # Keras returns an unknown class name as a plain string.
+            if not isinstance(optimizer, keras.optimizers.Optimizer):
                 raise ValueError(
                     f"Could not build a Keras optimizer from the config dict "
-                    f"{self.optimizer!r}: {error}. Pass the output of "
+                    f"{self.optimizer!r} ({problem}). Pass the output of "
                     "keras.optimizers.serialize(keras_optimizer)."
-                ) from None
+                )
+            return optimizer
         learning_rate = self.learning_rate
         if learning_rate is None:
             learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
@@ -146,7 +151,7 @@ class BackpropOptimizer(PromptOptimizer):
         )
         self._keras_optimizer.build([self._prompt_variable])
         self._fresh_optimizer_variables = tuple(
-            keras.ops.convert_to_numpy(v).copy()
+            np.array(v.numpy())
             for v in self._keras_optimizer.variables
         )
 
@@ -172,13 +177,16 @@ class BackpropOptimizer(PromptOptimizer):
         self._prompt_variable.assign(state.params)
         for variable, value in zip(optimizer.variables, state.optimizer_variables):
             variable.assign(value)
-        learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        learning_rate = optimizer.learning_rate  # Variable, or schedule's tensor
+        if hasattr(learning_rate, "numpy"):
+            learning_rate = learning_rate.numpy()
+        learning_rate = float(np.asarray(learning_rate))
         gradient = grads[0].astype(PROMPT_DTYPE)
         optimizer.apply_gradients([(gradient, self._prompt_variable)])
         new_state = BackpropState(
-            params=keras.ops.convert_to_numpy(self._prompt_variable).copy(),
+            params=np.array(self._prompt_variable.numpy()),
             optimizer_variables=tuple(
-                keras.ops.convert_to_numpy(v).copy() for v in optimizer.variables
+                np.array(v.numpy()) for v in optimizer.variables
             ),
             step=state.step + 1,
         )
