@@ -75,6 +75,16 @@ class CachedGenerator:
             return ops.squeeze(logits, 1), ops.squeeze(h, 1), cache
 
         index = int(np.min(np.sum(padding_mask, axis=1)))
+        if stop_token_ids:
+            # keras-hub's sampler stops once every row holds a stop id
+            # outside its mask, and it counts the not-yet-generated padding.
+            # Padding with the end id (GPT-2 pads with <|endoftext|>) would
+            # end generation before the first step, so the slots to be
+            # generated hold a non-stop id instead (they are overwritten).
+            filler = min(set(range(len(stop_token_ids) + 1)) - set(stop_token_ids))
+            token_ids = np.where(
+                np.asarray(padding_mask).astype(bool), token_ids, filler
+            ).astype(np.asarray(token_ids).dtype)
         return sampler(
             next=next,
             prompt=ops.convert_to_tensor(token_ids),

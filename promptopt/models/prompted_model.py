@@ -240,17 +240,17 @@ class PromptedModel(keras.Model):
                 use_cache=use_cache,
             )
             out = np.asarray(ops.convert_to_numpy(out))
+            # Every row is filled up to the longest text + max_new_tokens;
+            # a shorter text must still get at most max_new_tokens.
             new_tokens = [
-                list(out[i, len(r) :]) for i, r in enumerate(rows)
+                list(out[i, len(r) : len(r) + max_new_tokens])
+                for i, r in enumerate(rows)
             ]
         texts_out = []
         for tokens in new_tokens:
             if stop is not None and stop[0] in tokens:
                 tokens = tokens[: tokens.index(stop[0])]
-            texts_out.append(
-                str(ops.convert_to_numpy(self.tokenizer.detokenize([tokens]))[0]
-                    if False else _detokenize(self.tokenizer, tokens))
-            )
+            texts_out.append(_detokenize(self.tokenizer, tokens))
         return texts_out
 
     # --- the prompt on its own -----------------------------------------------

@@ -40,9 +40,10 @@ class CMAESState:
     Args:
         strategy: `cma.CMAEvolutionStrategy` over `z` `[d]`, as of the last
             `tell`. `ask` and `tell` work on deep copies of it.
-        numpy_random_state: tuple, the `np.random.get_state()` that pycma
-            draws its next samples from (pycma samples from numpy's global
-            generator; we swap this state in and out around every call).
+        numpy_random_state: tuple, an `np.random.get_state()` swapped into
+            numpy's global generator around every pycma call, for any pycma
+            code that draws from it. (pycma's samples come from a
+            `RandomState` of its own, inside `strategy`.)
         init_prompt: np.ndarray `[*S]`, `p0` in `prompt = A z + p0`.
         seed: int, the seed that regenerates the projection `A`.
         best_prompt: np.ndarray `[*S]`, the lowest-loss candidate so far
@@ -151,7 +152,7 @@ class CMAESOptimizer(PromptOptimizer):
         key = (seed, numel)
         if self._projection_key != key:
             size = self.subspace_dim
-            projection_seed, _ = np.random.SeedSequence(seed).spawn(2)
+            projection_seed = np.random.SeedSequence(seed).spawn(3)[0]
             rng = np.random.default_rng(projection_seed)
             std = self.embedding_std / (math.sqrt(size) * self.sigma)
             self._projection = rng.normal(0.0, std, size=(numel, size))
@@ -162,11 +163,22 @@ class CMAESOptimizer(PromptOptimizer):
         prompt = self._check_prompt(prompt)
         seed = int(seed)
         size = self.subspace_dim
-        _, sampling_seed = np.random.SeedSequence(seed).spawn(2)
+        _, sampling_seed, fallback_seed = np.random.SeedSequence(seed).spawn(3)
+        # pycma draws its samples with `options["randn"]`. Giving it a
+        # generator of its own makes the generator part of the strategy
+        # object: a deep copy (in `ask`) or a pickle (in `state_to_bytes`)
+        # carries its exact position along, so the state alone determines
+        # the next candidates. (With the default `np.random.randn`, a copy
+        # would snapshot whatever the caller's global generator held.)
+        sampler = np.random.RandomState(sampling_seed.generate_state(1)[0])
+        # Any other pycma draws go to numpy's global generator, which we swap
+        # for a state of our own around every pycma call.
         random_state = np.random.RandomState(
-            sampling_seed.generate_state(1)[0]
+            fallback_seed.generate_state(1)[0]
         ).get_state()
-        options = dict(_QUIET_FILE_FREE_OPTIONS, popsize=self.popsize)
+        options = dict(
+            _QUIET_FILE_FREE_OPTIONS, popsize=self.popsize, randn=sampler.randn
+        )
         strategy, random_state = _with_numpy_global_state(
             random_state,
             lambda: cma.CMAEvolutionStrategy(np.zeros(size), self.sigma, options),

@@ -1,5 +1,7 @@
 """Maps classes to label words and label words to token ids."""
 
+from keras_hub.tokenizers import BytePairTokenizer
+
 from promptopt.tasks.text_encoder import tokenize_all
 
 
@@ -94,13 +96,30 @@ class Verbalizer:
                 pass
         unknown_ids.discard(None)
         for word, ids in zip(word_texts, all_ids):
-            if not ids or any(i in unknown_ids or i >= vocabulary_size for i in ids):
+            if not ids or any(
+                i in unknown_ids or not 0 <= i < vocabulary_size for i in ids
+            ):
                 raise LabelWordError(
                     f"Label word {word!r} is not in the vocabulary: the "
                     f"tokenizer maps it to {ids}, which includes the unknown "
                     "token. Choose a word the tokenizer knows (check with "
                     "tokenizer.id_to_token)."
                 )
+            if isinstance(tokenizer, BytePairTokenizer):
+                # keras-hub's byte-level BPE has no unknown token: it silently
+                # drops characters whose bytes are missing from the
+                # vocabulary (" zebra" -> " ebra"). Byte-level BPE is
+                # lossless otherwise, so a word that does not read back
+                # exactly has lost characters.
+                text = _detokenize(tokenizer, ids)
+                if text != word:
+                    raise LabelWordError(
+                        f"Label word {word!r} is not in the vocabulary: the "
+                        f"tokenizer maps it to {ids}, which reads back as "
+                        f"{text!r} (characters missing from the vocabulary "
+                        "are dropped). Choose a word the tokenizer knows "
+                        "(check with tokenizer.id_to_token)."
+                    )
             if self.single_token and len(ids) != 1:
                 pieces = [tokenizer.id_to_token(i) for i in ids]
                 raise LabelWordError(
@@ -136,3 +155,13 @@ class Verbalizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _detokenize(tokenizer, ids):
+    """One id list -> its text (a str, whatever the tokenizer returns)."""
+    text = tokenizer.detokenize([list(ids)])
+    if hasattr(text, "numpy"):  # tf.Tensor
+        text = text.numpy()
+    if not isinstance(text, (str, bytes)):
+        text = list(text)[0]
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
