@@ -100,16 +100,22 @@ class PromptFile:
         if not os.path.exists(path):
             raise FileNotFoundError(f"No prompt file at {path}.")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                # A bare .npy array has no metadata to guard it.
+                raise ValueError("it holds a bare array, not an .npz archive")
+            with data:
                 prompt = np.asarray(data["prompt"], dtype="float32")
                 metadata = json.loads(str(data["metadata"]))
+            if not isinstance(metadata, dict):
+                raise ValueError("its metadata is not a JSON object")
+            if metadata.get("format") != "promptopt.prompt":
+                raise ValueError("its metadata has no promptopt format tag")
         except (KeyError, ValueError, OSError) as e:
             raise ValueError(
                 f"{path} is not a promptopt prompt file ({e}). Save prompts "
                 "with PromptedModel.save_prompt()."
             ) from None
-        if metadata.get("format") != "promptopt.prompt":
-            raise ValueError(f"{path} is not a promptopt prompt file.")
         if list(prompt.shape) != [
             metadata["prompt_length"],
             metadata["hidden_dim"],
