@@ -91,7 +91,11 @@ class CMAESOptimizer(PromptOptimizer):
     standard deviation `sigma_emb`, the spread of the model's embeddings.
     `A` is regenerated from the seed, never stored. pycma's CMA-ES
     (`popsize` candidates per generation, initial step `sigma`) searches `z`
-    from 0.
+    from 0; its first generation includes `z = 0` (the initial prompt), so
+    the best-so-far prompt never ends worse than where the search started.
+    The first population perturbs each entry by about `embedding_std`
+    whatever `sigma` is (BBT's scaling of `A`), so to refine a prompt from an
+    earlier stage, pass a smaller `embedding_std`.
 
     Subspace size: `d = subspace_dim` always, even when the prompt has fewer
     entries than `d`. A Gaussian `A` is well conditioned only far from square
@@ -179,10 +183,16 @@ class CMAESOptimizer(PromptOptimizer):
         options = dict(
             _QUIET_FILE_FREE_OPTIONS, popsize=self.popsize, randn=sampler.randn
         )
-        strategy, random_state = _with_numpy_global_state(
-            random_state,
-            lambda: cma.CMAEvolutionStrategy(np.zeros(size), self.sigma, options),
-        )
+
+        def make_strategy():
+            strategy = cma.CMAEvolutionStrategy(np.zeros(size), self.sigma, options)
+            # The first generation includes z = 0, i.e. `p0` itself, so that
+            # `best()` is never worse than the prompt the search started
+            # from (which matters when CMA-ES refines an earlier stage's).
+            strategy.inject([np.zeros(size)], force=True)
+            return strategy
+
+        strategy, random_state = _with_numpy_global_state(random_state, make_strategy)
         return CMAESState(
             strategy=strategy,
             numpy_random_state=random_state,

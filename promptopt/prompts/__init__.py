@@ -10,6 +10,7 @@ from promptopt.prompts.initializers import get_initializer
 from promptopt.prompts.prompt_file import PromptFile
 from promptopt.prompts.prompt_file import PromptMismatchError
 from promptopt.prompts.prompt_file import embedding_fingerprint
+from promptopt.prompts.residual_reparameterization import ResidualReparameterization
 from promptopt.prompts.soft_prompt import SoftPrompt
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "PromptInitializer",
     "PromptMismatchError",
     "RandomUniform",
+    "ResidualReparameterization",
     "SampledVocabulary",
     "SoftPrompt",
     "embedding_fingerprint",

@@ -116,13 +116,12 @@ class PromptFile:
                 f"{path} is not a promptopt prompt file ({e}). Save prompts "
                 "with PromptedModel.save_prompt()."
             ) from None
-        if list(prompt.shape) != [
-            metadata["prompt_length"],
-            metadata["hidden_dim"],
-        ]:
+        stated = [metadata.get("prompt_length"), metadata.get("hidden_dim")]
+        if list(prompt.shape) != stated:
             raise ValueError(
                 f"{path} is corrupt: its prompt has shape {prompt.shape} but "
-                "its metadata says otherwise."
+                f"its metadata says [P, H] = {stated}. Save the prompt again "
+                "with PromptedModel.save_prompt()."
             )
         return cls(
             prompt=prompt,

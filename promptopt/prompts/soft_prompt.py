@@ -73,7 +73,9 @@ class SoftPrompt(keras.layers.Layer):
         self.prompt = self.add_weight(
             shape=shape, initializer=initializer, name="prompt"
         )
-        if self.parameterization is not None:
+        if self.parameterization is not None and not self.parameterization.built:
+            # A parameterization revived from a config is already built
+            # (Keras saves its build_config); building it again would fail.
             self.parameterization.build(shape)
         self.built = True
 

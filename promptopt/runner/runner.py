@@ -352,9 +352,11 @@ class PromptTuningRunner:
                     step = progress.step
                     progress.step += 1
                     progress.stage_steps += 1
-                    self._call("on_step_end", step, logs)
+                    # Save before the callbacks run, so that a crash inside
+                    # one does not lose the step.
                     if progress.stage_steps % self.checkpoint_every == 0:
                         save()
+                    self._call("on_step_end", step, logs)
                 progress.stage_finished = True
                 save()
                 self._call(

@@ -98,3 +98,16 @@ def test_tell_rejects_non_finite_losses():
 def test_constructor_rejects_bad_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CMAESOptimizer(**kwargs)
+
+
+def test_first_generation_evaluates_the_initial_prompt_itself():
+    optimizer = CMAESOptimizer(popsize=5)
+    prompt = np.random.default_rng(2).normal(size=(3, 4)).astype("float32")
+    state = optimizer.init(prompt, seed=0)
+    candidates = optimizer.ask(state)
+    np.testing.assert_array_equal(candidates[0], prompt)
+    # So best() never ends worse than where the search started.
+    losses = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    state, _ = optimizer.tell(state, candidates, losses)
+    np.testing.assert_array_equal(optimizer.best(state), prompt)
+    assert not np.allclose(optimizer.ask(state)[0], prompt)

@@ -137,8 +137,10 @@ def test_budget_in_seconds_stops_the_run():
 @pytest.mark.parametrize(
     "first, second",
     [
-        (recording(CMAESOptimizer)(subspace_dim=50, popsize=6), recording(BackpropOptimizer)()),
-        (recording(BackpropOptimizer)(optimizer="adamw", learning_rate=0.05), recording(CMAESOptimizer)(subspace_dim=50, popsize=6)),
+        (recording(CMAESOptimizer)(), recording(BackpropOptimizer)()),
+        # Refining a prompt: CMA-ES's first population perturbs each entry by
+        # about embedding_std, so a smaller one suits a later stage.
+        (recording(BackpropOptimizer)(optimizer="adamw", learning_rate=0.05), recording(CMAESOptimizer)(embedding_std=0.3)),
     ],
     ids=["cma_es_then_backprop", "backprop_then_cma_es"],
 )
@@ -277,11 +279,17 @@ def test_evaluator_returning_too_few_losses_is_reported():
         runner.run(PROMPT, [Stage(_cma(), Budget(steps=1))])
 
 
+class ForgetfulEvaluator(QuadraticEvaluator):
+    def evaluate(self, candidates, step, compute_gradients=False):
+        evaluation = super().evaluate(candidates, step, compute_gradients)
+        return Evaluation(evaluation.losses, None, forward_calls=1)
+
+
 def test_evaluator_returning_no_gradients_to_a_gradient_optimizer_is_reported():
-    runner = PromptTuningRunner(WrongShapeEvaluator(make_target()))
+    runner = PromptTuningRunner(ForgetfulEvaluator(make_target()))
     with pytest.raises(
         ValueError,
-        match=r"WrongShapeEvaluator\.evaluate\(compute_gradients=True\) returned "
+        match=r"ForgetfulEvaluator\.evaluate\(compute_gradients=True\) returned "
         r"grads of shape None; the candidates have shape \(1, 4, 8\)\.",
     ):
         runner.run(PROMPT, [Stage(BackpropOptimizer(), Budget(steps=1))])
