@@ -22,10 +22,10 @@ RESULTS = os.path.join(HERE, "results")
 
 # name -> extra `promptopt tune` flags; all share P=20, batch 8, seed 42.
 CONFIGS = {
-    "default": ["--init", "labels", "--optimizer", "adamw", "--lr", "0.03", "--epochs", "10"],
+    "default": ["--init", "labels", "--backprop-optimizer", "adamw", "--lr", "0.03", "--epochs", "10"],
     "text_init_lr0.1": [
         "--init", "text:Classify the sentiment of this movie review",
-        "--optimizer", "adamw", "--lr", "0.1", "--epochs", "10",
+        "--backprop-optimizer", "adamw", "--lr", "0.1", "--epochs", "10",
     ],
 }
 
@@ -61,7 +61,7 @@ def main():
     ]
     for name, r in rows:
         lines.append(
-            f"| {name} | {r['init']} | {r['optimizer']} | {r['lr']} | {r['epochs']} | "
+            f"| {name} | {r['init']} | {r.get('backprop_optimizer', r['optimizer'])} | {r['lr']} | {r['epochs']} | "
             f"{(r['best_epoch'] or 0) + 1} | {r['test_accuracy_before']:.4f} | "
             f"{r['test_accuracy_after']:.4f} | {r['fit_seconds']} |"
         )

@@ -7,14 +7,22 @@ import time
 import keras
 import numpy as np
 
+from promptopt.callbacks.base import RunnerCallback
 from promptopt.callbacks.prompt_checkpoint import PromptCheckpoint
 from promptopt.cli.label_words import parse_label_words
 from promptopt.data import demo_task
 from promptopt.data import get_fewshot_task
 from promptopt.data import load_classification_file
 from promptopt.data import load_fewshot_split
+from promptopt.evaluators.keras_evaluator import KerasEvaluator
 from promptopt.hub import load_language_model
 from promptopt.models import PromptedModel
+from promptopt.optimizers import BackpropOptimizer
+from promptopt.optimizers import CMAESOptimizer
+from promptopt.prompts import ResidualReparameterization
+from promptopt.runner.budget import Budget
+from promptopt.runner.runner import PromptTuningRunner
+from promptopt.runner.runner import Stage
 from promptopt.tasks import Verbalizer
 from promptopt.tasks import VerbalizerClassification
 
@@ -38,6 +46,11 @@ def add_arguments(parser):
         "--label-words",
         help="'0=terrible,1=great' (a space is prepended to each word) or JSON",
     )
+    data.add_argument(
+        "--single-token-labels",
+        action="store_true",
+        help="require every label word to be one vocabulary token",
+    )
     model = parser.add_argument_group("model and prompt")
     model.add_argument(
         "--model",
@@ -52,8 +65,36 @@ def add_arguments(parser):
     )
     model.add_argument("--max-length", type=int, default=128, help="max tokens per example")
     train = parser.add_argument_group("training")
-    train.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "adafactor", "sgd"])
+    train.add_argument(
+        "--optimizer",
+        default="backprop",
+        choices=["backprop", "cma-es"],
+        help="backprop (prompt tuning, with fit()) or cma-es (Black-Box Tuning)",
+    )
+    train.add_argument(
+        "--then",
+        choices=["backprop", "cma-es"],
+        help="continue with this optimizer on the same prompt (e.g. cma-es then backprop)",
+    )
+    train.add_argument(
+        "--reparam",
+        default="none",
+        choices=["none", "residual"],
+        help="residual: Residual Prompt Tuning's MLP (dropped at export)",
+    )
+    train.add_argument(
+        "--backprop-optimizer", default="adamw", choices=["adamw", "adam", "adafactor", "sgd"]
+    )
     train.add_argument("--lr", type=float, default=0.03)
+    train.add_argument("--forward-calls", type=int, default=400, help="CMA-ES budget")
+    train.add_argument("--then-budget", type=int, help="steps (backprop) or forward calls (cma-es) of --then")
+    train.add_argument("--popsize", type=int, default=20)
+    train.add_argument("--subspace-dim", type=int, default=500)
+    train.add_argument("--sigma", type=float, default=1.0)
+    train.add_argument(
+        "--loss", default="cross_entropy", choices=["cross_entropy", "hinge", "negative_accuracy"],
+        help="loss that CMA-ES minimizes",
+    )
     train.add_argument("--epochs", type=int, default=8)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--eval-batch-size", type=int, default=32)
@@ -124,7 +165,12 @@ def make_optimizer(name, learning_rate):
 
 def build_model(args, label_words, classes):
     loaded = load_language_model(args.model)
-    verbalizer = Verbalizer(classes, label_words, loaded.tokenizer)
+    verbalizer = Verbalizer(
+        classes, label_words, loaded.tokenizer, single_token=args.single_token_labels
+    )
+    parameterization = None
+    if args.reparam == "residual":
+        parameterization = ResidualReparameterization(seed=args.seed)
     return PromptedModel(
         loaded.backbone,
         VerbalizerClassification(verbalizer),
@@ -134,6 +180,7 @@ def build_model(args, label_words, classes):
         model_id=loaded.model_id,
         seed=args.seed,
         max_length=args.max_length,
+        parameterization=parameterization,
     )
 
 
@@ -161,7 +208,48 @@ def run_tune(args, log=print):
     before = evaluate_accuracy(model, test, args.eval_batch_size)
     log(f"Test accuracy before tuning: {before:.4f}")
 
-    model.compile(optimizer=make_optimizer(args.optimizer, args.lr))
+    if args.epochs <= 0 or args.prompt_length == 0:
+        log("No training: --epochs 0 or --prompt-length 0.")
+        fit_seconds, best_epoch = 0.0, None
+    elif args.optimizer == "backprop" and not args.then:
+        fit_seconds, best_epoch = _fit(args, model, train, dev, log)
+    else:
+        fit_seconds, best_epoch = _run_stages(args, model, train, log)
+    after = evaluate_accuracy(model, test, args.eval_batch_size)
+    log(f"Test accuracy after tuning:  {after:.4f}")
+    if model.soft_prompt.parameterization is not None:
+        model = _export_without_reparameterization(model)
+    prompt_path = model.save_prompt(
+        os.path.join(args.output_dir, "prompt.npz"),
+        extra={"template": template, "label_words": label_words},
+    )
+    results = {
+        "task": description,
+        "model": model.model_id,
+        "prompt_length": args.prompt_length,
+        "init": args.init,
+        "optimizer": args.optimizer,
+        "then": args.then,
+        "reparam": args.reparam,
+        "backprop_optimizer": args.backprop_optimizer,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "test_accuracy_before": before,
+        "test_accuracy_after": after,
+        "best_epoch": best_epoch,
+        "fit_seconds": round(fit_seconds, 1),
+        "prompt_file": prompt_path,
+    }
+    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    log(f"Saved the prompt to {prompt_path}")
+    return results
+
+
+def _fit(args, model, train, dev, log):
+    """Backprop with `fit()`: progress bar, dev selection, epoch resume."""
+    model.compile(optimizer=make_optimizer(args.backprop_optimizer, args.lr))
     validation = None
     monitor = "accuracy"
     if dev is not None:
@@ -185,30 +273,79 @@ def run_tune(args, log=print):
         shuffle=True,
         verbose=0 if args.quiet else 1,
     )
-    fit_seconds = time.time() - fit_started
-    after = evaluate_accuracy(model, test, args.eval_batch_size)
-    log(f"Test accuracy after tuning:  {after:.4f} (best epoch "
-        f"{(checkpoint.best_epoch or 0) + 1} by {monitor})")
-    prompt_path = model.save_prompt(
-        os.path.join(args.output_dir, "prompt.npz"),
-        extra={"template": template, "label_words": label_words},
+    log(f"Best epoch {(checkpoint.best_epoch or 0) + 1} by {monitor}.")
+    return time.time() - fit_started, checkpoint.best_epoch
+
+
+def _run_stages(args, model, train, log):
+    """Any optimizer, or one then another, through the one runner loop."""
+    kinds = [args.optimizer] + ([args.then] if args.then else [])
+    uses_search = "cma-es" in kinds
+    # CMA-ES scores each candidate on the whole 16-shot training set (as BBT);
+    # a gradient-only run takes mini-batches of --batch-size.
+    batch_size = 32 if uses_search else args.batch_size
+    evaluator = KerasEvaluator(
+        model,
+        model.encode_texts(train.texts),
+        train.labels,
+        batch_size=batch_size,
+        loss=args.loss if uses_search else "cross_entropy",
+        # Search acts on the prompt; gradients also train the residual MLP.
+        parameters="prompt" if uses_search else "all",
+        seed=args.seed,
     )
-    results = {
-        "task": description,
-        "model": model.model_id,
-        "prompt_length": args.prompt_length,
-        "init": args.init,
-        "optimizer": args.optimizer,
-        "lr": args.lr,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "test_accuracy_before": before,
-        "test_accuracy_after": after,
-        "best_epoch": checkpoint.best_epoch,
-        "fit_seconds": round(fit_seconds, 1),
-        "prompt_file": prompt_path,
-    }
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    log(f"Saved the prompt to {prompt_path}")
-    return results
+    steps_per_epoch = -(-len(train) // args.batch_size)
+    stages = []
+    for i, kind in enumerate(kinds):
+        override = args.then_budget if i == 1 else None
+        if kind == "backprop":
+            steps = override or args.epochs * steps_per_epoch
+            stages.append(Stage(BackpropOptimizer(args.backprop_optimizer, args.lr), Budget(steps=steps)))
+        else:
+            embedding_std = float(np.std(model.embedding_table()))
+            optimizer = CMAESOptimizer(
+                subspace_dim=args.subspace_dim,
+                popsize=args.popsize,
+                sigma=args.sigma,
+                embedding_std=embedding_std,
+            )
+            stages.append(Stage(optimizer, Budget(forward_calls=override or args.forward_calls)))
+    log("Stages: " + " -> ".join(f"{k} ({s.budget})" for k, s in zip(kinds, stages)))
+    runner = PromptTuningRunner(
+        evaluator,
+        callbacks=[] if args.quiet else [ProgressPrinter(log)],
+        checkpoint_dir=os.path.join(args.output_dir, "runner_checkpoint"),
+    )
+    started = time.time()
+    result = runner.run(evaluator.initial_candidate(), stages, seed=args.seed)
+    evaluator.assign(result.best_prompt)
+    return time.time() - started, None
+
+
+def _export_without_reparameterization(model):
+    """A copy whose prompt is the materialized one, MLP dropped."""
+    exported = PromptedModel(
+        model.backbone,
+        model.task,
+        prompt_length=model.prompt_length,
+        prompt_initializer=model.soft_prompt.materialize(),
+        tokenizer=model.tokenizer,
+        model_id=model.model_id,
+        max_length=model.max_length,
+    )
+    return exported
+
+
+class ProgressPrinter(RunnerCallback):
+    """One line per runner step: loss, best loss, forward calls, time."""
+
+    def __init__(self, log=print, every=1):
+        self.log = log
+        self.every = every
+
+    def on_step_end(self, step, logs):
+        if step % self.every == 0:
+            self.log(
+                f"step {step + 1}: loss {logs['loss']:.4f}, best {logs['best_loss']:.4f}, "
+                f"forward calls {logs['forward_calls']}, {logs['wall_time']:.0f} s"
+            )
