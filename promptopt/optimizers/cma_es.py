@@ -139,7 +139,8 @@ class CMAESOptimizer(PromptOptimizer):
                 f"got {popsize}. Pass e.g. popsize=20."
             )
         for name, value in (("sigma", sigma), ("embedding_std", embedding_std)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (is_number and math.isfinite(value) and value > 0):
                 raise ValueError(
                     f"{name} must be a positive finite number, got {value!r}. "
                     f"Pass e.g. {name}=1.0."
@@ -150,6 +151,7 @@ class CMAESOptimizer(PromptOptimizer):
         self.embedding_std = float(embedding_std)
         self._projection_key = None
         self._projection = None
+        self._sample_cache = None
 
     def _projection_matrix(self, seed, numel):
         """Returns `A` `[numel, d]`, cached for the last (seed, numel)."""
@@ -203,12 +205,25 @@ class CMAESOptimizer(PromptOptimizer):
             step=0,
         )
 
-    def _sample(self, state):
-        """Returns `(strategy_after_ask, z [K, d], random_state_after)`."""
+    def _sample(self, state, consume=False):
+        """Returns `(strategy_after_ask, z [K, d], random_state_after)`.
+
+        pycma's `ask` updates the eigendecomposition of `C` (for d = 500, most
+        of the time a generation takes), so the result is cached for the
+        state last asked about: `tell(state)` after `ask(state)` reuses it.
+        States are never mutated, so identity is a safe cache key. `tell`
+        consumes the entry because it goes on to mutate the strategy.
+        """
+        cached = self._sample_cache
+        if cached is not None and cached[0] is state:
+            if consume:
+                self._sample_cache = None
+            return cached[1:]
         strategy = copy.deepcopy(state.strategy)
         z, random_state = _with_numpy_global_state(
             state.numpy_random_state, lambda: np.asarray(strategy.ask())
         )
+        self._sample_cache = None if consume else (state, strategy, z, random_state)
         return strategy, z, random_state
 
     def _to_prompts(self, state, z):
@@ -222,7 +237,7 @@ class CMAESOptimizer(PromptOptimizer):
         return self._to_prompts(state, z)
 
     def tell(self, state, candidates, losses, grads=None):
-        strategy, z, random_state = self._sample(state)
+        strategy, z, random_state = self._sample(state, consume=True)
         expected = self._to_prompts(state, z)
         _, losses, _ = self._check_told(
             state, candidates, losses, grads, expected=expected

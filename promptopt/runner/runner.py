@@ -130,7 +130,9 @@ class PromptTuningRunner:
     ```
     """
 
-    def __init__(self, evaluator, callbacks=(), checkpoint_dir=None, checkpoint_every=1):
+    def __init__(
+        self, evaluator, callbacks=(), checkpoint_dir=None, checkpoint_every=1
+    ):
         if not callable(getattr(evaluator, "evaluate", None)):
             raise ValueError(
                 f"evaluator must have an evaluate(candidates, step, "
