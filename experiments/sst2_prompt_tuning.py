@@ -22,6 +22,7 @@ RESULTS = os.path.join(HERE, "results")
 
 # name -> extra `promptopt tune` flags; all share P=20, batch 8, seed 42.
 CONFIGS = {
+    "zero-shot (no prompt)": ["--prompt-length", "0", "--epochs", "0"],
     "default": ["--init", "labels", "--backprop-optimizer", "adamw", "--lr", "0.03", "--epochs", "10"],
     "text_init_lr0.1": [
         "--init", "text:Classify the sentiment of this movie review",
@@ -31,7 +32,7 @@ CONFIGS = {
 
 
 def run(name):
-    out = os.path.join(RUNS, name)
+    out = os.path.join(RUNS, name.split(" ")[0])
     results_path = os.path.join(out, "results.json")
     if not os.path.exists(results_path):
         argv = [

@@ -210,13 +210,14 @@ def run_tune(args, log=print):
 
     if args.epochs <= 0 or args.prompt_length == 0:
         log("No training: --epochs 0 or --prompt-length 0.")
-        fit_seconds, best_epoch = 0.0, None
-    elif args.optimizer == "backprop" and not args.then:
-        fit_seconds, best_epoch = _fit(args, model, train, dev, log)
+        fit_seconds, best_epoch, after = 0.0, None, before
     else:
-        fit_seconds, best_epoch = _run_stages(args, model, train, log)
-    after = evaluate_accuracy(model, test, args.eval_batch_size)
-    log(f"Test accuracy after tuning:  {after:.4f}")
+        if args.optimizer == "backprop" and not args.then:
+            fit_seconds, best_epoch = _fit(args, model, train, dev, log)
+        else:
+            fit_seconds, best_epoch = _run_stages(args, model, train, log)
+        after = evaluate_accuracy(model, test, args.eval_batch_size)
+        log(f"Test accuracy after tuning:  {after:.4f}")
     if model.soft_prompt.parameterization is not None:
         model = _export_without_reparameterization(model)
     prompt_path = model.save_prompt(
