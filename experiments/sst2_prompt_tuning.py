@@ -57,7 +57,7 @@ def main():
         "",
         "Command: `python experiments/sst2_prompt_tuning.py`",
         "",
-        "| config | init | optimizer | lr | epochs (batch 8) | best epoch (dev) | zero-shot test acc | tuned test acc | fit time (s) |",
+        "| config | init | optimizer | lr | epochs (batch 8) | best epoch (dev) | test acc before tuning (initial prompt) | test acc after tuning | fit time (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:

@@ -1,3 +1,6 @@
-"""Callbacks observe a prompt-tuning run (logging, TensorBoard, early stop)."""
+"""Callbacks observe a prompt-tuning run (logging, checkpoints, early stop)."""
 
 from promptopt.callbacks.base import RunnerCallback
+from promptopt.callbacks.prompt_checkpoint import PromptCheckpoint
+
+__all__ = ["PromptCheckpoint", "RunnerCallback"]

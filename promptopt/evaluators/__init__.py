@@ -2,3 +2,6 @@
 
 from promptopt.evaluators.base import Evaluation
 from promptopt.evaluators.base import Evaluator
+from promptopt.evaluators.keras_evaluator import KerasEvaluator
+
+__all__ = ["Evaluation", "Evaluator", "KerasEvaluator"]
