@@ -46,6 +46,14 @@ class CachedGenerator:
         Returns:
             `[B, T]` token ids: the text followed by what was generated.
         """
+        prompt_length = int(prompt.shape[0])
+        lengths = np.sum(np.asarray(padding_mask), axis=1)
+        if prompt_length == 0 and np.any(lengths == 0):
+            raise ValueError(
+                f"Row {int(np.argmin(lengths))} has no text and the prompt is "
+                "empty (P = 0), so there is nothing to continue. Give every "
+                "row at least one token, or generate with a prompt."
+            )
         if self.adapter.is_encoder_decoder or not use_cache:
             return self._generate_uncached(
                 prompt, token_ids, padding_mask, stop_token_ids
@@ -53,15 +61,14 @@ class CachedGenerator:
         sampler = keras_hub.samplers.get(sampler)
         adapter = self.adapter
         batch, length = token_ids.shape
-        prompt_length = int(prompt.shape[0])
         cache = ops.zeros(
             adapter.cache_shape(batch, prompt_length + length),
             dtype=adapter.backbone.compute_dtype,
         )
         x = adapter.embed_tokens(token_ids)
         x, _ = prepend_prompt(prompt, x, padding_mask)
-        hidden, cache = adapter.decode_with_cache(x, cache, 0)
-        hidden = hidden[:, prompt_length:]
+        seed_hidden, cache = adapter.decode_with_cache(x, cache, 0)
+        hidden = seed_hidden[:, prompt_length:]
 
         def next(ids, cache, index):
             # The token at index - 1 is the newest; it sits at cache slot
@@ -74,7 +81,22 @@ class CachedGenerator:
             logits = adapter.token_logits(h)
             return ops.squeeze(logits, 1), ops.squeeze(h, 1), cache
 
-        index = int(np.min(np.sum(padding_mask, axis=1)))
+        index = int(np.min(lengths))
+        if index == 0 and length > 0:
+            # A row without text continues the prompt alone. `next` reads
+            # the newest token at index - 1, which does not exist yet, so
+            # the first token is drawn here from the last prompt position
+            # of the seed pass, and sampling goes on from index 1.
+            logits = adapter.token_logits(seed_hidden[:, prompt_length - 1])
+            first = ops.convert_to_numpy(
+                sampler.get_next_token(sampler.compute_probabilities(logits))
+            )
+            empty = np.asarray(padding_mask)[:, 0] == 0
+            token_ids = np.array(token_ids)
+            padding_mask = np.array(padding_mask)
+            token_ids[empty, 0] = first[empty]
+            padding_mask[empty, 0] = 1
+            index = 1
         if stop_token_ids:
             # keras-hub's sampler stops once every row holds a stop id
             # outside its mask, and it counts the not-yet-generated padding.
