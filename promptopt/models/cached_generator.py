@@ -33,6 +33,7 @@ class CachedGenerator:
         sampler="greedy",
         stop_token_ids=None,
         use_cache=True,
+        max_new_tokens=None,
     ):
         """Fills the padding of right-padded `token_ids` `[B, T]`.
 
@@ -42,9 +43,13 @@ class CachedGenerator:
             padding_mask: `[B, T]`, 1 on the given text.
             sampler: a keras-hub sampler or its name.
             stop_token_ids: ids that end a row.
+            max_new_tokens: encoder-decoder models only: decoder steps
+                (default T).
 
         Returns:
-            `[B, T]` token ids: the text followed by what was generated.
+            `[B, T]` token ids: the text followed by what was generated
+            (decoder-only), or `[B, max_new_tokens]` decoder outputs
+            (encoder-decoder).
         """
         prompt_length = int(prompt.shape[0])
         lengths = np.sum(np.asarray(padding_mask), axis=1)
@@ -56,7 +61,7 @@ class CachedGenerator:
             )
         if self.adapter.is_encoder_decoder or not use_cache:
             return self._generate_uncached(
-                prompt, token_ids, padding_mask, stop_token_ids
+                prompt, token_ids, padding_mask, stop_token_ids, max_new_tokens
             )
         sampler = keras_hub.samplers.get(sampler)
         adapter = self.adapter
@@ -117,7 +122,9 @@ class CachedGenerator:
             hidden_states=hidden,
         )
 
-    def _generate_uncached(self, prompt, token_ids, padding_mask, stop_token_ids):
+    def _generate_uncached(
+        self, prompt, token_ids, padding_mask, stop_token_ids, max_new_tokens=None
+    ):
         """Greedy decoding by full forward passes (the reference path)."""
         adapter = self.adapter
         token_ids = np.array(token_ids)
@@ -125,7 +132,7 @@ class CachedGenerator:
         stop = set(stop_token_ids or ())
         if adapter.is_encoder_decoder:
             return self._greedy_encoder_decoder(
-                prompt, token_ids, padding_mask, stop
+                prompt, token_ids, padding_mask, stop, max_new_tokens
             )
         lengths = padding_mask.sum(axis=1)
         done = np.zeros(len(token_ids), dtype=bool)
@@ -141,12 +148,15 @@ class CachedGenerator:
             done |= fill & np.isin(chosen, list(stop))
         return token_ids
 
-    def _greedy_encoder_decoder(self, prompt, token_ids, padding_mask, stop):
+    def _greedy_encoder_decoder(
+        self, prompt, token_ids, padding_mask, stop, max_new_tokens=None
+    ):
         adapter = self.adapter
         x = adapter.embed_tokens(token_ids)
         x, mask = prepend_prompt(prompt, x, padding_mask)
         encoded = adapter.encode(x, mask)
-        batch, length = token_ids.shape
+        batch = token_ids.shape[0]
+        length = max_new_tokens or token_ids.shape[1]
         out = np.full((batch, length + 1), adapter.decoder_start_token_id, "int32")
         done = np.zeros(batch, dtype=bool)
         for position in range(length):

@@ -210,23 +210,13 @@ class PromptedModel(keras.Model):
         stop = None if end is None else (end,)
         if self.adapter.is_encoder_decoder:
             batch = pad_rows(rows, self.max_length)
-            length = max_new_tokens
             out = CachedGenerator(self.adapter)(
                 self.soft_prompt(),
                 batch["token_ids"],
                 batch["padding_mask"],
                 stop_token_ids=stop,
-                use_cache=False,
-            )[:, :length] if length <= batch["token_ids"].shape[1] else None
-            if out is None:
-                padded = pad_rows(rows, self.max_length, length=length)
-                out = CachedGenerator(self.adapter)(
-                    self.soft_prompt(),
-                    padded["token_ids"],
-                    padded["padding_mask"],
-                    stop_token_ids=stop,
-                    use_cache=False,
-                )
+                max_new_tokens=max_new_tokens,
+            )
             new_tokens = [list(r) for r in np.asarray(out)]
         else:
             total = max(len(r) for r in rows) + max_new_tokens
