@@ -8,9 +8,11 @@ from promptopt.adapters.base import BackboneAdapter
 class DecoderOnlyAdapter(BackboneAdapter):
     """Base for decoder-only families whose layers take a K/V cache.
 
-    Subclasses say how embeddings enter the stack (`_pre_stack`), how one
-    transformer layer is called with and without a cache (`_call_layer`,
-    `_call_layer_with_cache`), and how many K/V heads the cache has.
+    Subclasses say how embeddings enter the stack (`_pre_stack`) and how
+    many K/V heads the cache has. Layers are called the way keras-hub's
+    `TransformerDecoder` and `LlamaDecoder` take them (`decoder_padding_mask`,
+    `self_attention_cache`); a family whose layers differ overrides
+    `_call_layer` and `_call_layer_with_cache`.
     """
 
     def _pre_stack(self, embeddings, start_index):
@@ -18,10 +20,15 @@ class DecoderOnlyAdapter(BackboneAdapter):
         return embeddings
 
     def _call_layer(self, layer, x, padding_mask):
-        raise NotImplementedError
+        return layer(x, decoder_padding_mask=padding_mask, training=False)
 
     def _call_layer_with_cache(self, layer, x, cache, cache_update_index):
-        raise NotImplementedError
+        return layer(
+            x,
+            self_attention_cache=cache,
+            self_attention_cache_update_index=cache_update_index,
+            training=False,
+        )
 
     def _cache_heads_and_dim(self):
         raise NotImplementedError

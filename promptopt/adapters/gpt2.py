@@ -25,17 +25,6 @@ class GPT2Adapter(DecoderOnlyAdapter):
         x = bb.embeddings_add((embeddings, positions))
         return bb.embeddings_dropout(x, training=False)
 
-    def _call_layer(self, layer, x, padding_mask):
-        return layer(x, decoder_padding_mask=padding_mask, training=False)
-
-    def _call_layer_with_cache(self, layer, x, cache, cache_update_index):
-        return layer(
-            x,
-            self_attention_cache=cache,
-            self_attention_cache_update_index=cache_update_index,
-            training=False,
-        )
-
     def _cache_heads_and_dim(self):
         bb = self.backbone
         return bb.num_heads, bb.hidden_dim // bb.num_heads
