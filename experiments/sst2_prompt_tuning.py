@@ -61,11 +61,15 @@ def main():
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
-        lines.append(
-            f"| {name} | {r['init']} | {r.get('backprop_optimizer', r['optimizer'])} | {r['lr']} | {r['epochs']} | "
-            f"{(r['best_epoch'] or 0) + 1} | {r['test_accuracy_before']:.4f} | "
-            f"{r['test_accuracy_after']:.4f} | {r['fit_seconds']} |"
+        trained = r["prompt_length"] > 0 and r["epochs"] > 0
+        setting = (
+            [r["init"], r.get("backprop_optimizer", r["optimizer"]), r["lr"], r["epochs"],
+             (r["best_epoch"] or 0) + 1]
+            if trained else ["-"] * 5
         )
+        cells = [name, *setting, f"{r['test_accuracy_before']:.4f}",
+                 f"{r['test_accuracy_after']:.4f}" if trained else "-", r["fit_seconds"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
     lines.append("Test set: the 872 SST-2 validation sentences; prompt length 20; "
                  "template '{sentence} It was'; label words ' terrible' / ' great'.")
