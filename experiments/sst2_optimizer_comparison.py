@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.03)
     parser.add_argument("--cma-forward-calls", type=int, default=300)
-    parser.add_argument("--methods", nargs="*", default=["zero-shot", "backprop", "residual", "cma-es"])
+    parser.add_argument("--methods", nargs="*", default=["zero-shot", "backprop", "residual", "residual-token-scale", "cma-es"])
     args = parser.parse_args()
     os.makedirs(RUNS, exist_ok=True)
     task = get_fewshot_task("sst2")
@@ -81,7 +81,12 @@ def main():
             model = make_model(lm, task, prompt_length=0)
             budget = "-"
         else:
-            parameterization = ResidualReparameterization() if name == "residual" else None
+            parameterization = None
+            if name == "residual":  # the paper's LayerNorm gain of 1
+                parameterization = ResidualReparameterization()
+            elif name == "residual-token-scale":  # gain = embedding std
+                std = float(np.std(lm.backbone.token_embedding.embeddings.numpy()))
+                parameterization = ResidualReparameterization(output_scale=std)
             model = make_model(lm, task, parameterization)
             x = model.encode_texts(train.texts)
             if name == "cma-es":

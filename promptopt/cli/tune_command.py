@@ -83,6 +83,12 @@ def add_arguments(parser):
         help="residual: Residual Prompt Tuning's MLP (dropped at export)",
     )
     train.add_argument(
+        "--residual-scale",
+        default="embedding",
+        help="initial LayerNorm gain of the residual MLP: 'embedding' (std of the "
+        "embedding table, so the term starts at token scale) or a number (1 = paper)",
+    )
+    train.add_argument(
         "--backprop-optimizer", default="adamw", choices=["adamw", "adam", "adafactor", "sgd"]
     )
     train.add_argument("--lr", type=float, default=0.03)
@@ -170,7 +176,12 @@ def build_model(args, label_words, classes):
     )
     parameterization = None
     if args.reparam == "residual":
-        parameterization = ResidualReparameterization(seed=args.seed)
+        if args.residual_scale == "embedding":
+            embeddings = loaded.backbone.token_embedding.embeddings
+            scale = float(np.std(keras.ops.convert_to_numpy(embeddings)))
+        else:
+            scale = float(args.residual_scale)
+        parameterization = ResidualReparameterization(seed=args.seed, output_scale=scale)
     return PromptedModel(
         loaded.backbone,
         VerbalizerClassification(verbalizer),

@@ -16,10 +16,20 @@ class ResidualReparameterization(keras.layers.Layer):
     parameterization of `SoftPrompt`, so any optimizer trains it, and it is
     dropped at export: `SoftPrompt.materialize()` returns `prompt'`.
 
+    The LayerNorm's output has unit variance per entry, so at init the
+    residual term has norm about sqrt(H) (24 for SmolLM2) whatever the
+    scale of the embeddings. T5's embedding rows, which the paper tuned,
+    are far larger than that; SmolLM2's have norm about 3, so the term
+    would swamp an initialization from real words. `output_scale` sets the
+    LayerNorm's initial gain; `PromptedModel` users can pass the std of
+    the embedding table to start the term at the scale of real tokens
+    (1.0, the paper's setting, is the default).
+
     Args:
         bottleneck: int, the MLP's hidden size (400 in the paper).
         shared: bool, one MLP for all prompt vectors.
         seed: int, for the MLP's initial weights.
+        output_scale: float, initial LayerNorm gain.
 
     Example:
     ```python
@@ -27,11 +37,12 @@ class ResidualReparameterization(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, bottleneck=400, shared=True, seed=0, **kwargs):
+    def __init__(self, bottleneck=400, shared=True, seed=0, output_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.bottleneck = int(bottleneck)
         self.shared = bool(shared)
         self.seed = int(seed)
+        self.output_scale = float(output_scale)
 
     def build(self, input_shape):
         length, hidden = int(input_shape[0]), int(input_shape[1])
@@ -49,7 +60,11 @@ class ResidualReparameterization(keras.layers.Layer):
         self.up_bias = self.add_weight(
             shape=lead + (hidden,), initializer="zeros", name="up_bias"
         )
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="layer_norm")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=1e-5,
+            gamma_initializer=keras.initializers.Constant(self.output_scale),
+            name="layer_norm",
+        )
         self.layer_norm.build((length, hidden))
         self.built = True
 
@@ -64,5 +79,10 @@ class ResidualReparameterization(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(bottleneck=self.bottleneck, shared=self.shared, seed=self.seed)
+        config.update(
+            bottleneck=self.bottleneck,
+            shared=self.shared,
+            seed=self.seed,
+            output_scale=self.output_scale,
+        )
         return config

@@ -59,3 +59,11 @@ def test_mlp_is_trained_by_fit_and_dropped_at_export(tmp_path):
     np.testing.assert_allclose(plain(x), model(x), atol=1e-5)
     with pytest.raises(ValueError, match="has a reparameterization; a prompt file holds the final prompt"):
         model.load_prompt(path)
+
+
+def test_output_scale_sets_the_initial_size_of_the_residual_term():
+    prompt = np.random.default_rng(0).normal(size=(3, 32)).astype("float32")
+    for scale in (1.0, 0.1):
+        layer = ResidualReparameterization(bottleneck=8, output_scale=scale)
+        residual = np.asarray(layer(prompt)) - prompt
+        np.testing.assert_allclose(residual.std(axis=-1), scale, rtol=1e-3)
