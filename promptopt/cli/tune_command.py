@@ -7,7 +7,7 @@ import time
 import keras
 import numpy as np
 
-from promptopt.callbacks.base import RunnerCallback
+from promptopt.callbacks.progress_printer import ProgressPrinter
 from promptopt.callbacks.prompt_checkpoint import PromptCheckpoint
 from promptopt.cli.label_words import parse_label_words
 from promptopt.data import demo_task
@@ -336,7 +336,7 @@ def _run_stages(args, model, train, log):
 
 def _export_without_reparameterization(model):
     """A copy whose prompt is the materialized one, MLP dropped."""
-    exported = PromptedModel(
+    return PromptedModel(
         model.backbone,
         model.task,
         prompt_length=model.prompt_length,
@@ -345,19 +345,3 @@ def _export_without_reparameterization(model):
         model_id=model.model_id,
         max_length=model.max_length,
     )
-    return exported
-
-
-class ProgressPrinter(RunnerCallback):
-    """One line per runner step: loss, best loss, forward calls, time."""
-
-    def __init__(self, log=print, every=1):
-        self.log = log
-        self.every = every
-
-    def on_step_end(self, step, logs):
-        if step % self.every == 0:
-            self.log(
-                f"step {step + 1}: loss {logs['loss']:.4f}, best {logs['best_loss']:.4f}, "
-                f"forward calls {logs['forward_calls']}, {logs['wall_time']:.0f} s"
-            )
