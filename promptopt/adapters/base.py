@@ -1,7 +1,5 @@
 """The contract every model-family adapter fulfils."""
 
-from keras import ops
-
 
 class BackboneAdapter:
     """Feeds embeddings, not token ids, through a frozen keras-hub backbone.

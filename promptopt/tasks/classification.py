@@ -82,7 +82,7 @@ class VerbalizerClassification:
         )
 
     def _word_logp_decoder_only(self, adapter, prompt, token_ids, padding_mask):
-        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        batch = ops.shape(token_ids)[0]
         lengths = ops.sum(ops.cast(padding_mask, "int32"), axis=1)  # [B]
         num_words, m = self._word_ids.shape
         if m > 1:
