@@ -53,8 +53,7 @@ def make_model(lm, task, parameterization=None, prompt_length=PROMPT_LENGTH):
 
 
 def test_accuracy(model, test):
-    scores = model.predict(model.encode_texts(test.texts), batch_size=32, verbose=0)
-    return float(np.mean(np.argmax(scores, -1) == test.labels))
+    return float(np.mean(model.classify(test.texts, batch_size=32) == test.labels))
 
 
 def main():

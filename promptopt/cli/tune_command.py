@@ -196,10 +196,9 @@ def build_model(args, label_words, classes):
 
 
 def evaluate_accuracy(model, data, batch_size):
-    """Accuracy on a `ClassificationData`, batches grouped by length."""
-    x = model.encode_texts(data.texts)
-    scores = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(scores, axis=-1) == data.labels))
+    """Accuracy on a `ClassificationData`."""
+    predictions = model.classify(data.texts, batch_size=batch_size)
+    return float(np.mean(predictions == data.labels))
 
 
 def run_tune(args, log=print):
