@@ -1,5 +1,6 @@
 """`promptopt tune`: train a soft prompt for a classification task."""
 
+import argparse
 import json
 import os
 import time
@@ -85,6 +86,7 @@ def add_arguments(parser):
     train.add_argument(
         "--residual-scale",
         default="embedding",
+        type=_residual_scale,
         help="initial LayerNorm gain of the residual MLP: 'embedding' (std of the "
         "embedding table, so the term starts at token scale) or a number (1 = paper)",
     )
@@ -111,6 +113,17 @@ def add_arguments(parser):
         help="where the prompt, results and checkpoints go (nothing is written elsewhere)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _residual_scale(text):
+    if text == "embedding":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes 'embedding' or a number such as 1.0, not {text!r}"
+        ) from None
 
 
 def resolve_data(args):
@@ -180,7 +193,7 @@ def build_model(args, label_words, classes):
             embeddings = loaded.backbone.token_embedding.embeddings
             scale = float(np.std(keras.ops.convert_to_numpy(embeddings)))
         else:
-            scale = float(args.residual_scale)
+            scale = args.residual_scale
         parameterization = ResidualReparameterization(seed=args.seed, output_scale=scale)
     return PromptedModel(
         loaded.backbone,
