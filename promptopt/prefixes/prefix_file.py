@@ -1,0 +1,106 @@
+"""A prefix saved on its own: `.npz` with metadata that guards it."""
+
+import dataclasses
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from promptopt.prompts.prompt_file import PromptMismatchError
+
+
+@dataclasses.dataclass
+class PrefixFile:
+    """A materialized prefix `[L, 2, P, N, D]` plus its model's identity.
+
+    Like `PromptFile` (no pickle; one array, one JSON string), with the
+    prefixed attention sites recorded so a T5 prefix is never read with
+    another site layout.
+
+    Args:
+        prefix: float32 array `[L, 2, P, N, D]`.
+        model_id: the model the prefix was tuned for.
+        embedding_hash: `embedding_fingerprint` of its embedding table.
+        sites: tuple of attention sites (`("decoder",)` for decoder-only).
+        extra: free-form JSON-able metadata.
+
+    Example:
+    ```python
+    PrefixFile(prefix, "smollm2-135m-instruct", hash, ("decoder",)).save("e2e.prefix.npz")
+    ```
+    """
+
+    prefix: np.ndarray
+    model_id: str
+    embedding_hash: str
+    sites: tuple
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def save(self, path):
+        """Writes atomically, so an interrupted save never leaves a torn file."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        metadata = {
+            "format": "promptopt.prefix",
+            "model_id": self.model_id,
+            "embedding_hash": self.embedding_hash,
+            "sites": list(self.sites),
+            "shape": list(np.shape(self.prefix)),
+            "extra": self.extra,
+        }
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    prefix=np.asarray(self.prefix, dtype="float32"),
+                    metadata=np.array(json.dumps(metadata)),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                prefix = np.asarray(data["prefix"], dtype="float32")
+                metadata = json.loads(str(data["metadata"]))
+            if metadata.get("format") != "promptopt.prefix":
+                raise ValueError("its metadata has no promptopt prefix tag")
+        except (KeyError, ValueError, OSError, AttributeError) as e:
+            raise ValueError(
+                f"{path} is not a promptopt prefix file ({e}). Save prefixes "
+                "with PrefixModel.save_prefix()."
+            ) from None
+        return cls(
+            prefix=prefix,
+            model_id=metadata["model_id"],
+            embedding_hash=metadata["embedding_hash"],
+            sites=tuple(metadata["sites"]),
+            extra=metadata.get("extra", {}),
+        )
+
+    def check_compatible(self, model_id, embedding_hash, shape, sites, source=""):
+        """Raises `PromptMismatchError` unless the model is the prefix's own."""
+        where = f" {source}" if source else ""
+        if embedding_hash != self.embedding_hash:
+            raise PromptMismatchError(
+                f"Prefix{where} was tuned for model '{self.model_id}' with "
+                f"embedding hash {self.embedding_hash}, but this model "
+                f"('{model_id}') has embedding hash {embedding_hash}. Load it "
+                "into the model it was tuned for."
+            )
+        if tuple(sites) != self.sites or tuple(shape) != self.prefix.shape:
+            raise ValueError(
+                f"Prefix{where} has shape {self.prefix.shape} for sites "
+                f"{self.sites}, but this model's prefix is {tuple(shape)} for "
+                f"sites {tuple(sites)}. Build the model with "
+                f"prefix_length={self.prefix.shape[2]} and sites={self.sites}."
+            )
