@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from promptopt.cli import serve_command
 from promptopt.cli import tune_command
 
 
@@ -20,6 +21,15 @@ def build_parser():
     )
     tune_command.add_arguments(tune)
     tune.set_defaults(handler=tune_command.run_tune)
+    serve = commands.add_parser(
+        "serve",
+        help="serve a frozen model over HTTP (scores, OpenAI-style completions)",
+        description="Run a frozen model behind an HTTP API: /v1/score (soft or "
+        "text prompts -> class scores and loss), /v1/completions (OpenAI-"
+        "compatible logprobs), /info, /stats; OpenAPI at /openapi.json.",
+    )
+    serve_command.add_arguments(serve)
+    serve.set_defaults(handler=serve_command.run_serve)
     return parser
 
 

@@ -7,6 +7,11 @@ from promptopt.optimizers.base import PROMPT_DTYPE
 from promptopt.optimizers.base import PromptOptimizer
 from promptopt.optimizers.cma_es import CMAESOptimizer
 from promptopt.optimizers.cma_es import CMAESState
+from promptopt.optimizers.discrete_registry import available_discrete_optimizers
+from promptopt.optimizers.discrete_registry import get_discrete_optimizer
+from promptopt.optimizers.discrete_registry import register_discrete_optimizer
+from promptopt.optimizers.discrete_search import DiscretePromptSearch
+from promptopt.optimizers.discrete_search import DiscreteSearchState
 from promptopt.optimizers.registry import available_optimizers
 from promptopt.optimizers.registry import deserialize_optimizer
 from promptopt.optimizers.registry import get_optimizer

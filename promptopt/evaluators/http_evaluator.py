@@ -1,0 +1,139 @@
+"""Scores prompts through a `promptopt serve` API (no gradients)."""
+
+import numpy as np
+
+from promptopt.evaluators.black_box_evaluator import BlackBoxEvaluator
+from promptopt.evaluators.black_box_evaluator import accuracy_of
+from promptopt.evaluators.black_box_evaluator import phrases_to_text
+from promptopt.evaluators.json_http_client import JSONHTTPClient
+from promptopt.server.array_codec import decode_array
+from promptopt.server.array_codec import encode_array
+
+
+class HTTPEvaluator(BlackBoxEvaluator):
+    """Losses of candidate prompts from a model served by `promptopt serve`.
+
+    With `prompt="embeddings"` a candidate is a soft prompt `[P, H]`, sent
+    as base64 float32; the server's loss for it equals `KerasEvaluator`'s on
+    the same model, batch and prompt, bit for bit, so CMA-ES through the API
+    follows a local run exactly. With `prompt="text"` a candidate is a
+    vector `[P]` of indices into `phrases` (a discrete optimizer's
+    candidates), sent as the text `separator.join(phrases[i] ...)`.
+    With `exact=True` requests ask the server not to batch them with
+    others (`allow_batching=False`), which is what makes the losses
+    bit-identical; `exact=False` lets small requests share forward passes
+    (losses then agree to float32 rounding).
+    Concurrency, retries, the journal and exact call counting come from
+    `BlackBoxEvaluator` and `JSONHTTPClient`.
+
+    Args:
+        base_url: str, the server, e.g. "http://127.0.0.1:8000".
+        texts: N formatted input texts ("<review> It was").
+        labels: N class indices.
+        classes: C class names.
+        label_words: class name -> list of label words.
+        prompt: "embeddings" or "text".
+        phrases: list of str, the text pieces a text candidate indexes.
+        separator: str joining phrases.
+        exact: bool, see above.
+        token: bearer token or None.
+        timeout, max_retries, backoff_seconds: see `JSONHTTPClient`.
+        batch_size, loss, seed, concurrency, journal_path: see
+            `BlackBoxEvaluator`.
+
+    Example:
+
+    ```python
+    evaluator = HTTPEvaluator("http://127.0.0.1:8000", train.texts, train.labels,
+                              ["0", "1"], {"0": [" terrible"], "1": [" great"]},
+                              journal_path="runs/api/journal.jsonl")
+    optimizer = CMAESOptimizer(embedding_std=evaluator.info()["embedding_std"])
+    PromptTuningRunner(evaluator).run(initial_prompt, [Stage(optimizer, Budget(steps=10))])
+    ```
+    """
+
+    def __init__(self, base_url, texts, labels, classes, label_words, prompt="embeddings",
+                 phrases=None, separator="", exact=True, token=None, timeout=60.0,
+                 max_retries=5, backoff_seconds=0.5, batch_size=32, loss="cross_entropy",
+                 seed=0, concurrency=4, journal_path=None):
+        if prompt not in ("embeddings", "text"):
+            raise ValueError(f"prompt must be 'embeddings' or 'text', got {prompt!r}.")
+        if prompt == "text" and not phrases:
+            raise ValueError(
+                "prompt='text' needs phrases=[...], the text pieces that a "
+                "discrete candidate's indices select."
+            )
+        self.classes = [str(c) for c in classes]
+        self.label_words = {
+            str(c): [w] if isinstance(w, str) else list(w) for c, w in label_words.items()
+        }
+        self.prompt = prompt
+        self.phrases = None if phrases is None else [str(p) for p in phrases]
+        self.separator = str(separator)
+        self.exact = bool(exact)
+        self.client = JSONHTTPClient(
+            base_url, token=token, timeout=timeout, max_retries=max_retries,
+            backoff_seconds=backoff_seconds,
+        )
+        super().__init__(texts, labels, batch_size=batch_size, loss=loss, seed=seed,
+                         concurrency=concurrency, journal_path=journal_path)
+
+    def _identity(self):
+        return {
+            **super()._identity(),
+            "endpoint": "/v1/score",
+            "classes": self.classes,
+            "label_words": self.label_words,
+            "prompt": self.prompt,
+            "phrases": self.phrases,
+            "separator": self.separator,
+            "exact": self.exact,
+        }
+
+    def info(self):
+        """The server's `/info` (model, hidden_dim, embedding_std, limits)."""
+        return self.client.get("/info")[0]
+
+    def prompt_text(self, candidate):
+        return phrases_to_text(candidate, self.phrases, self.separator)
+
+    def request_body(self, candidate, texts, labels):
+        body = {
+            "inputs": list(texts),
+            "classes": self.classes,
+            "label_words": self.label_words,
+            "loss": self.loss,
+            "allow_batching": not self.exact,
+        }
+        if labels is not None:
+            body["labels"] = [int(y) for y in labels]
+        if self.prompt == "embeddings":
+            body["prompt_embeddings"] = encode_array(candidate)
+        else:
+            body["prompt_text"] = self.prompt_text(candidate)
+        return body
+
+    def _call(self, candidate, texts, labels, key):
+        reply, attempts = self.client.post(
+            "/v1/score", self.request_body(candidate, texts, labels), idempotency_key=key
+        )
+        scores = decode_array(reply["scores"])
+        return {
+            "loss": float(reply["loss"]),
+            "accuracy": accuracy_of(scores, labels),
+            "input_tokens": int(reply["input_tokens"]),
+            "http_requests": attempts,
+        }
+
+    def predict(self, candidate, texts, batch_size=32):
+        """Predicted class indices `[N]` for `texts` under `candidate`.
+
+        Unjournaled (not part of a tuning run's budget); one request per
+        `batch_size` texts.
+        """
+        predictions = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            reply, _ = self.client.post("/v1/score", self.request_body(candidate, chunk, None))
+            predictions.append(np.argmax(decode_array(reply["scores"]), axis=-1))
+        return np.concatenate(predictions)

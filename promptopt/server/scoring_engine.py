@@ -1,0 +1,289 @@
+"""Class scores and next-token log-probabilities of a frozen model."""
+
+import dataclasses
+
+import numpy as np
+from keras import ops
+
+from promptopt.adapters import adapter_for
+from promptopt.evaluators.value_and_grad import compile_function
+from promptopt.prompts.placement import right_align
+from promptopt.tasks.classification import VerbalizerClassification
+from promptopt.tasks.losses import classification_loss
+from promptopt.tasks.text_encoder import TextEncoder
+from promptopt.tasks.text_encoder import tokenize_all
+from promptopt.tasks.verbalizer import Verbalizer
+
+
+@dataclasses.dataclass
+class ScoreJob:
+    """One `/v1/score` request, decoded.
+
+    Args:
+        task_key: tuple, the verbalizer's identity (`ScoringEngine.task_key`).
+        texts: list of B input strings.
+        labels: int array `[B]` or None.
+        prompt: float32 `[P, H]` (P = 0 for a text prompt or none).
+        prompt_text: str, put in front of every text ("" for none).
+        loss: loss name for `classification_loss`.
+        batchable: bool; False keeps the job in a forward pass of its own,
+            so its results are bit-identical to a local `KerasEvaluator`.
+    """
+
+    task_key: tuple
+    texts: list
+    labels: np.ndarray
+    prompt: np.ndarray
+    prompt_text: str
+    loss: str
+    batchable: bool = True
+
+    @property
+    def rows(self):
+        return len(self.texts)
+
+    @property
+    def group_key(self):
+        # Jobs with the same key can share one forward pass.
+        if not self.batchable:
+            return None
+        return ("score", self.task_key, self.loss, self.prompt.shape[0], self.labels is not None)
+
+
+@dataclasses.dataclass
+class CompletionJob:
+    """One `/v1/completions` request: top-k next-token log-probabilities.
+
+    Args:
+        texts: list of B prompts.
+        top_k: int, how many alternatives to return per prompt.
+    """
+
+    texts: list
+    top_k: int
+
+    @property
+    def rows(self):
+        return len(self.texts)
+
+    @property
+    def group_key(self):
+        return ("complete", self.top_k)
+
+
+class ScoringEngine:
+    """A frozen keras-hub model that returns class scores and nothing else.
+
+    A score request puts its prompt in front of each input (soft prompt
+    `[P, H]` before the token embeddings, or prompt text before the text)
+    and reads the label words' log-probabilities at the answer position
+    (`VerbalizerClassification`). A job scored on its own takes the exact
+    code path of `KerasEvaluator` (one compiled function computing scores
+    and the batch-mean loss), so the server's losses equal a local run's
+    bit for bit. Jobs that `score` runs together (server-side batching) share
+    one forward pass over `[sum B, ...]` rows; their scores agree with the
+    solo ones up to float32 rounding.
+
+    `embedding_std` is the standard deviation of all entries of the input
+    embedding table `[V, H]`, the one statistic of the weights that is
+    published (BBT's projection scale).
+
+    Args:
+        backbone: a keras-hub backbone (frozen here).
+        tokenizer: its tokenizer.
+        model_id: str, reported in replies.
+        max_length: int, tokens kept per input (the last ones).
+
+    Example:
+
+    ```python
+    loaded = load_language_model("smollm2-135m")
+    engine = ScoringEngine(loaded.backbone, loaded.tokenizer, loaded.model_id)
+    key = engine.task_key(["0", "1"], {"0": [" terrible"], "1": [" great"]})
+    [result] = engine.run([ScoreJob(key, ["Great fun. It was"], np.array([1]),
+                                    np.zeros((0, 576), "float32"), "", "cross_entropy")])
+    result["scores"]  # [1, 2]
+    ```
+    """
+
+    def __init__(self, backbone, tokenizer, model_id, max_length=128):
+        backbone.trainable = False
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.model_id = str(model_id)
+        self.max_length = int(max_length)
+        self.adapter = adapter_for(backbone)
+        self.hidden_dim = int(self.adapter.hidden_dim)
+        self.encoder = TextEncoder(tokenizer, max_length=self.max_length)
+        table = np.asarray(ops.convert_to_numpy(self.adapter.embedding_matrix))
+        self.embedding_std = float(np.std(table))
+        self._tasks = {}
+        self._compiled = {}
+        self._token_texts = None
+        self._top_k_function = compile_function(self._top_k_logprobs)
+
+    # --- tasks ------------------------------------------------------------
+
+    def task_key(self, classes, label_words):
+        """Resolves (and caches) a verbalizer; returns its key.
+
+        Raises:
+            LabelWordError: a class without words, or an unknown class.
+        """
+        extra = sorted(set(label_words) - set(classes))
+        if extra:
+            raise ValueError(
+                f"label_words has class(es) {extra} that are not in "
+                f"classes {list(classes)}. List every class in classes."
+            )
+        key = (tuple(classes), tuple((c, tuple(label_words.get(c, ()))) for c in classes))
+        if key not in self._tasks:
+            verbalizer = Verbalizer(
+                classes, {c: list(w) for c, w in label_words.items()}, self.tokenizer
+            )
+            self._tasks[key] = VerbalizerClassification(verbalizer)
+        return key
+
+    def _functions(self, task_key, prompt_length):
+        # One set of compiled functions per prompt length: with
+        # `reduce_retracing`, one function seeing several P would trace the
+        # prompt as [None, H], which `prepend_prompt` cannot broadcast.
+        key = (task_key, prompt_length)
+        if key not in self._compiled:
+            self._compiled[key] = _TaskFunctions(self._tasks[task_key], self.adapter)
+        return self._compiled[key]
+
+    # --- running jobs -------------------------------------------------------
+
+    def run(self, jobs):
+        """Runs jobs sharing one `group_key`; returns one result dict each."""
+        if isinstance(jobs[0], CompletionJob):
+            return self._complete(jobs)
+        prompt_length = jobs[0].prompt.shape[0]
+        functions = self._functions(jobs[0].task_key, prompt_length)
+        texts = [job.prompt_text + text for job in jobs for text in job.texts]
+        x = self.encoder.encode(texts)
+        real_tokens = x["padding_mask"].sum(axis=1)
+        has_labels = jobs[0].labels is not None
+        if len(jobs) == 1:
+            job = jobs[0]
+            if has_labels:
+                loss, scores = functions.solo(job.prompt, x, job.labels, job.loss)
+                losses = [float(ops.convert_to_numpy(loss))]
+            else:
+                scores = functions.scores(job.prompt, x)
+                losses = [None]
+            scores = np.asarray(ops.convert_to_numpy(scores), "float32")
+        else:
+            # One forward pass for all rows; each row keeps its own prompt.
+            prompts = np.concatenate(
+                [np.repeat(job.prompt[None], job.rows, axis=0) for job in jobs]
+            )  # [sum B, P, H]
+            if has_labels:
+                labels = np.concatenate([job.labels for job in jobs])
+                per_example, scores = functions.per_example(
+                    prompts, x, labels, jobs[0].loss
+                )
+                per_example = np.asarray(ops.convert_to_numpy(per_example), "float32")
+            else:
+                scores = functions.scores(prompts, x)
+            scores = np.asarray(ops.convert_to_numpy(scores), "float32")
+            losses, start = [], 0
+            for job in jobs:
+                stop = start + job.rows
+                losses.append(
+                    float(np.mean(per_example[start:stop])) if has_labels else None
+                )
+                start = stop
+        results, start = [], 0
+        for job, loss in zip(jobs, losses):
+            stop = start + job.rows
+            results.append(
+                {
+                    "scores": scores[start:stop],
+                    "loss": loss,
+                    "input_tokens": int(real_tokens[start:stop].sum())
+                    + job.rows * prompt_length,
+                }
+            )
+            start = stop
+        return results
+
+    # --- next-token log-probabilities --------------------------------------
+
+    def token_text(self, token_id):
+        """The text of one vocabulary token (decoded once for all ids)."""
+        if self._token_texts is None:
+            size = self.adapter.vocabulary_size
+            texts = self.tokenizer.detokenize([[i] for i in range(size)])
+            if hasattr(texts, "numpy"):
+                texts = texts.numpy()
+            self._token_texts = [
+                t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+                for t in np.asarray(texts).reshape(-1)
+            ]
+        return self._token_texts[int(token_id)]
+
+    def count_tokens(self, texts):
+        return [len(row) for row in tokenize_all(self.tokenizer, texts)]
+
+    def _top_k_logprobs(self, x, k):
+        token_ids, padding_mask = right_align(x["token_ids"], x["padding_mask"])
+        hidden = self.adapter.decode(self.adapter.embed_tokens(token_ids), padding_mask)
+        last = ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1  # [B]
+        answer = ops.take_along_axis(hidden, last[:, None, None], axis=1)[:, 0]
+        logp = ops.log_softmax(
+            ops.cast(self.adapter.token_logits(answer), "float32"), axis=-1
+        )  # [B, V]
+        return ops.top_k(logp, k)
+
+    def _complete(self, jobs):
+        if self.adapter.is_encoder_decoder:
+            raise ValueError(
+                "/v1/completions serves decoder-only models; this server runs "
+                "an encoder-decoder model. Use /v1/score instead."
+            )
+        texts = [t for job in jobs for t in job.texts]
+        x = self.encoder.encode(texts)
+        top_k = min(jobs[0].top_k, self.adapter.vocabulary_size)
+        values, indices = self._top_k_function(x, top_k)
+        values = np.asarray(ops.convert_to_numpy(values))
+        indices = np.asarray(ops.convert_to_numpy(indices))
+        lengths = x["padding_mask"].sum(axis=1)
+        results, start = [], 0
+        for job in jobs:
+            stop = start + job.rows
+            results.append(
+                {
+                    "top": [
+                        [(self.token_text(i), float(v)) for i, v in zip(ids, vals)]
+                        for ids, vals in zip(indices[start:stop], values[start:stop])
+                    ],
+                    "prompt_tokens": [int(n) for n in lengths[start:stop]],
+                }
+            )
+            start = stop
+        return results
+
+
+class _TaskFunctions:
+    """Compiled scoring functions of one verbalizer task."""
+
+    def __init__(self, task, adapter):
+        self.task = task
+        self.adapter = adapter
+        self.solo = compile_function(self._solo)
+        self.per_example = compile_function(self._per_example)
+        self.scores = compile_function(self._scores)
+
+    def _scores(self, prompt, x):
+        return self.task(self.adapter, prompt, x)
+
+    def _solo(self, prompt, x, y, loss):
+        # The same ops, in the same order, as KerasEvaluator._loss_of.
+        scores = self.task(self.adapter, prompt, x)
+        return ops.mean(classification_loss(scores, y, loss)), scores
+
+    def _per_example(self, prompt, x, y, loss):
+        scores = self.task(self.adapter, prompt, x)
+        return classification_loss(scores, y, loss), scores
