@@ -10,6 +10,7 @@ import numpy as np
 
 from promptopt.callbacks.progress_printer import ProgressPrinter
 from promptopt.callbacks.prompt_checkpoint import PromptCheckpoint
+from promptopt.callbacks.tensorboard_logger import TensorBoardLogger
 from promptopt.cli.label_words import parse_label_words
 from promptopt.data import demo_task
 from promptopt.data import get_fewshot_task
@@ -111,6 +112,10 @@ def add_arguments(parser):
         "--output-dir",
         default="promptopt-output",
         help="where the prompt, results and checkpoints go (nothing is written elsewhere)",
+    )
+    parser.add_argument(
+        "--logdir",
+        help="write TensorBoard logs (loss, accuracy, prompt norms, nearest tokens, hparams) here",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -271,6 +276,17 @@ def run_tune(args, log=print):
     return results
 
 
+def _tensorboard_callbacks(args):
+    """A `TensorBoardLogger` for `--logdir` (or none), with the run's hparams."""
+    if not getattr(args, "logdir", None):
+        return []
+    names = ("task", "fewshot_seed", "model", "prompt_length", "init", "optimizer", "then",
+             "reparam", "backprop_optimizer", "lr", "epochs", "batch_size", "seed",
+             "forward_calls", "popsize", "sigma", "loss")
+    hparams = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return [TensorBoardLogger(args.logdir, hparams=hparams)]
+
+
 def _fit(args, model, train, dev, log):
     """Backprop with `fit()`: progress bar, dev selection, epoch resume."""
     model.compile(optimizer=make_optimizer(args.backprop_optimizer, args.lr))
@@ -293,7 +309,7 @@ def _fit(args, model, train, dev, log):
         epochs=args.epochs,
         initial_epoch=initial_epoch,
         validation_data=validation,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint] + _tensorboard_callbacks(args),
         shuffle=True,
         verbose=0 if args.quiet else 1,
     )
@@ -337,7 +353,7 @@ def _run_stages(args, model, train, log):
     log("Stages: " + " -> ".join(f"{k} ({s.budget})" for k, s in zip(kinds, stages)))
     runner = PromptTuningRunner(
         evaluator,
-        callbacks=[] if args.quiet else [ProgressPrinter(log)],
+        callbacks=([] if args.quiet else [ProgressPrinter(log)]) + _tensorboard_callbacks(args),
         checkpoint_dir=os.path.join(args.output_dir, "runner_checkpoint"),
     )
     started = time.time()

@@ -161,6 +161,8 @@ class PromptTuningRunner:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.stop_requested = False
+        self.current_optimizer = None
+        self.current_state = None
 
     def _check_stages(self, stages):
         if isinstance(stages, Stage):
@@ -337,6 +339,9 @@ class PromptTuningRunner:
                         evaluation.losses,
                         evaluation.grads if optimizer.needs_gradients else None,
                     )
+                    # Callbacks may read the current export, e.g.
+                    # current_optimizer.best(current_state) (TensorBoard).
+                    self.current_optimizer, self.current_state = optimizer, state
                     winner = int(np.argmin(evaluation.losses))
                     if evaluation.losses[winner] < progress.lowest_loss:
                         progress.lowest_loss = float(evaluation.losses[winner])
