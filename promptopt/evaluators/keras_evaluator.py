@@ -35,6 +35,12 @@ class KerasEvaluator(Evaluator):
         loss: "cross_entropy", "hinge" or "negative_accuracy".
         parameters: "prompt" or "all".
         seed: int, for mini-batch sampling.
+        length_buckets: int. With n > 1, each mini-batch is sorted by text
+            length and cut into n groups, each padded only to its own
+            longest text; the loss (and gradient) is the size-weighted mean
+            over the groups, equal to the unbucketed one. Fewer padded
+            positions cost less compute when lengths vary (SST-2: 5 to 60
+            tokens), at the price of n smaller forward passes.
 
     Example:
     ```python
@@ -54,7 +60,13 @@ class KerasEvaluator(Evaluator):
         loss="cross_entropy",
         parameters="prompt",
         seed=0,
+        length_buckets=1,
     ):
+        if int(length_buckets) < 1:
+            raise ValueError(
+                f"length_buckets must be a positive int, got {length_buckets!r}; "
+                "use 1 to pad every mini-batch as one group."
+            )
         if parameters not in ("prompt", "all"):
             raise ValueError(
                 f"parameters must be 'prompt' or 'all', got {parameters!r}."
@@ -68,6 +80,7 @@ class KerasEvaluator(Evaluator):
         self.loss = loss
         self.parameters = parameters
         self.seed = int(seed)
+        self.length_buckets = int(length_buckets)
         classification_loss(np.zeros((1, 2)), np.zeros(1), loss)  # validates
         self._variables = list(model.soft_prompt.weights)
         self._shapes = [tuple(v.shape) for v in self._variables]
@@ -114,7 +127,8 @@ class KerasEvaluator(Evaluator):
         width = max(int(x["padding_mask"].sum(axis=1).max()), 1)
         return {k: v[:, :width] for k, v in x.items()}, self.y[index]
 
-    def _loss_of(self, candidate_parts, x, y):
+    def _prompt_of(self, candidate_parts):
+        """The prompt `[P, H]` a candidate puts in front of the model."""
         prompt = candidate_parts[0]
         candidate_parts = list(candidate_parts)
         layer = self.model.soft_prompt
@@ -126,6 +140,24 @@ class KerasEvaluator(Evaluator):
                 )
             else:
                 prompt = layer.parameterization(prompt)
+        return prompt
+
+    def _buckets(self, x, y):
+        """Splits a mini-batch into `length_buckets` groups of similar length."""
+        if self.length_buckets == 1:
+            return [(x, y)]
+        lengths = x["padding_mask"].sum(axis=1)
+        groups = np.array_split(np.argsort(lengths, kind="stable"), self.length_buckets)
+        out = []
+        for rows in groups:
+            if len(rows) == 0:
+                continue
+            width = max(int(lengths[rows].max()), 1)
+            out.append(({k: v[rows, :width] for k, v in x.items()}, y[rows]))
+        return out
+
+    def _loss_of(self, candidate_parts, x, y):
+        prompt = self._prompt_of(candidate_parts)
         scores = self.model(x, prompt=prompt)
         per_example = classification_loss(scores, y, self.loss)
         accuracy = ops.mean(
@@ -136,18 +168,29 @@ class KerasEvaluator(Evaluator):
     def evaluate(self, candidates, step, compute_gradients=False):
         x, y = self.batch(step)
         losses, grads, accuracies = [], [], []
+        buckets = self._buckets(x, y)
         for candidate in np.asarray(candidates, dtype="float32"):
             parts = self._split(candidate)
+            loss = accuracy = 0.0
+            grad = 0.0
+            for bucket_x, bucket_y in buckets:
+                # Each bucket's mean weighs by its share of the examples.
+                weight = len(bucket_y) / len(y)
+                if compute_gradients:
+                    (b_loss, b_acc), part_grads = self._forward_and_grad(
+                        parts, bucket_x, bucket_y
+                    )
+                    grad = grad + weight * np.concatenate(
+                        [np.asarray(g).reshape(-1) for g in part_grads]
+                    )
+                else:
+                    b_loss, b_acc = self._forward(parts, bucket_x, bucket_y)
+                loss += weight * float(ops.convert_to_numpy(b_loss))
+                accuracy += weight * float(ops.convert_to_numpy(b_acc))
             if compute_gradients:
-                (loss, accuracy), part_grads = self._forward_and_grad(parts, x, y)
-                grads.append(
-                    np.concatenate([np.asarray(g).reshape(-1) for g in part_grads])
-                    .reshape(candidate.shape)
-                )
-            else:
-                loss, accuracy = self._forward(parts, x, y)
-            losses.append(float(ops.convert_to_numpy(loss)))
-            accuracies.append(float(ops.convert_to_numpy(accuracy)))
+                grads.append(grad.reshape(candidate.shape))
+            losses.append(loss)
+            accuracies.append(accuracy)
         return Evaluation(
             losses=np.array(losses),
             grads=np.stack(grads) if compute_gradients else None,

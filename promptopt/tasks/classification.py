@@ -5,6 +5,7 @@ from keras import ops
 
 from promptopt.prompts.placement import prepend_prompt
 from promptopt.prompts.placement import right_align
+from promptopt.prompts.suffix_placement import append_prompt
 from promptopt.tasks.verbalizer import Verbalizer
 
 _NEG = -1e9  # log(0) stand-in that keeps gradients finite
@@ -25,8 +26,16 @@ class VerbalizerClassification:
     When every label word is a single token, the LM head runs only at the
     answer position, `[B, H] -> [B, V]`, never over all `T` positions.
 
+    `placement="suffix"` puts the prompt right after each text instead of in
+    front of it, `[x; prompt]`, and reads the answer at the last prompt
+    vector. The text's hidden states then do not depend on the prompt, so a
+    population of candidates can share one pass over the input
+    (`SharedInputEvaluator`, for black-box search). It needs a decoder-only
+    model and single-token label words.
+
     Args:
         verbalizer: a `Verbalizer`.
+        placement: "prefix" (default, Lester et al. 2021) or "suffix".
 
     Example:
     ```python
@@ -38,10 +47,21 @@ class VerbalizerClassification:
 
     name = "classification"
 
-    def __init__(self, verbalizer):
+    def __init__(self, verbalizer, placement="prefix"):
+        if placement not in ("prefix", "suffix"):
+            raise ValueError(
+                f"placement must be 'prefix' or 'suffix', got {placement!r}."
+            )
         self.verbalizer = verbalizer
+        self.placement = placement
         ids = verbalizer.word_token_ids
         self.max_word_length = max(len(w) for w in ids)
+        if placement == "suffix" and self.max_word_length > 1:
+            raise ValueError(
+                "placement='suffix' needs single-token label words, but a "
+                f"label word has {self.max_word_length} tokens. Choose words "
+                "that are one token each, or use placement='prefix'."
+            )
         m = self.max_word_length
         self._word_ids = np.array(
             [w + [0] * (m - len(w)) for w in ids], dtype="int32"
@@ -69,6 +89,11 @@ class VerbalizerClassification:
             inputs["token_ids"], inputs["padding_mask"]
         )
         if adapter.is_encoder_decoder:
+            if self.placement == "suffix":
+                raise ValueError(
+                    "placement='suffix' needs a decoder-only model; this "
+                    "backbone is encoder-decoder. Use placement='prefix'."
+                )
             word_logp = self._word_logp_encoder_decoder(
                 adapter, prompt, token_ids, padding_mask
             )
@@ -77,6 +102,26 @@ class VerbalizerClassification:
                 adapter, prompt, token_ids, padding_mask
             )
         # log sum_{w in c} p(w): [B, W, 1] + [1, W, C] -> [B, C]
+        return ops.logsumexp(
+            word_logp[:, :, None] + self._log_class_mask[None], axis=1
+        )
+
+    def scores_at_answer(self, adapter, answer_hidden):
+        """Class scores `[B, C]` from final hidden states at the answer `[B, H]`.
+
+        For single-token label words: the LM head runs on these B rows only.
+        `SharedInputEvaluator` computes the answer states itself (from a
+        shared K/V cache) and scores them here, so both paths agree.
+        """
+        if self.max_word_length > 1:
+            raise ValueError(
+                "scores_at_answer needs single-token label words; a label "
+                f"word here has {self.max_word_length} tokens."
+            )
+        logp = ops.log_softmax(
+            ops.cast(adapter.token_logits(answer_hidden), "float32"), axis=-1
+        )  # [B, V]
+        word_logp = ops.take(logp, self._word_ids[:, 0], axis=1)  # [B, W]
         return ops.logsumexp(
             word_logp[:, :, None] + self._log_class_mask[None], axis=1
         )
@@ -95,10 +140,15 @@ class VerbalizerClassification:
             if len(ops.shape(prompt)) == 3:
                 prompt = ops.repeat(prompt, num_words, axis=0)
         x = adapter.embed_tokens(token_ids)
-        x, mask = prepend_prompt(prompt, x, padding_mask)
+        if self.placement == "suffix":
+            x, mask = append_prompt(prompt, x, padding_mask)
+        else:
+            x, mask = prepend_prompt(prompt, x, padding_mask)
         hidden = adapter.decode(x, mask)  # [B', P + T', H]
         prompt_length = ops.shape(x)[1] - ops.shape(token_ids)[1]
-        # Hidden state j of the answer predicts word token j.
+        # Hidden state j of the answer predicts word token j. The answer
+        # position P + L - 1 is the last real token with a prefix prompt
+        # and the last prompt vector with a suffix prompt.
         positions = (
             prompt_length + lengths[:, None] - 1 + ops.arange(m)[None, :]
         )  # [B', M]
@@ -188,8 +238,14 @@ class VerbalizerClassification:
         )
 
     def get_config(self):
-        return {"verbalizer": self.verbalizer.get_config()}
+        return {
+            "verbalizer": self.verbalizer.get_config(),
+            "placement": self.placement,
+        }
 
     @classmethod
     def from_config(cls, config):
-        return cls(Verbalizer.from_config(config["verbalizer"]))
+        return cls(
+            Verbalizer.from_config(config["verbalizer"]),
+            placement=config.get("placement", "prefix"),
+        )

@@ -1,0 +1,166 @@
+"""Population scoring that computes the shared input once per mini-batch."""
+
+import numpy as np
+from keras import ops
+
+from promptopt.adapters.llama import LlamaAdapter
+from promptopt.evaluators.base import Evaluation
+from promptopt.evaluators.keras_evaluator import KerasEvaluator
+from promptopt.evaluators.value_and_grad import compile_function
+from promptopt.tasks.classification import VerbalizerClassification
+from promptopt.tasks.losses import classification_loss
+
+
+class SharedInputEvaluator(KerasEvaluator):
+    """Forward-only losses of K candidates that share one pass over the input.
+
+    For black-box search (CMA-ES, BBT) with the prompt placed after the
+    input, `[x; prompt]` (`VerbalizerClassification(placement="suffix")`).
+    Causal attention makes the keys and values of x independent of the
+    prompt, so they are computed once per mini-batch, `[B, T]` through all
+    L layers, and every candidate then runs only its P prompt vectors
+    against that cache: `B * P` rows per candidate instead of
+    `B * (P + T)`. On SST-2 (T about 25 to 60) this is several times fewer
+    FLOPs per candidate than `KerasEvaluator`.
+
+    The texts are left-aligned for the shared pass (pads first, masked) so
+    that the prompt follows every row's last token at cache index T. Rotary
+    position embeddings depend only on relative positions, so the scores
+    equal those of the full `[x; prompt]` forward pass of the model (up to
+    float rounding); this needs a Llama-family backbone (Llama, SmolLM2,
+    Mistral). Losses, mini-batches and candidate forms are those of
+    `KerasEvaluator`; each candidate counts as one forward call, BBT's
+    unit, though the shared pass is paid once per mini-batch.
+
+    Args:
+        model: a `PromptedModel` with a Llama-family backbone and a
+            `VerbalizerClassification(..., placement="suffix")` task.
+        x, y, batch_size, loss, parameters, seed: as for `KerasEvaluator`.
+
+    Example:
+    ```python
+    task = VerbalizerClassification(verbalizer, placement="suffix")
+    model = PromptedModel(backbone, task, prompt_length=20, tokenizer=tokenizer)
+    evaluator = SharedInputEvaluator(model, x, y, batch_size=32)
+    losses = evaluator.evaluate(population, step=0).losses  # [K]
+    ```
+    """
+
+    provides_gradients = False
+
+    def __init__(
+        self, model, x, y, batch_size=32, loss="cross_entropy", parameters="prompt", seed=0
+    ):
+        task = model.task
+        if not (
+            isinstance(task, VerbalizerClassification) and task.placement == "suffix"
+        ):
+            raise ValueError(
+                "SharedInputEvaluator needs the prompt after the input: build "
+                "the model with VerbalizerClassification(verbalizer, "
+                "placement='suffix'). With a prefix prompt the input's keys "
+                "and values depend on the prompt; use KerasEvaluator."
+            )
+        if not isinstance(model.adapter, LlamaAdapter):
+            raise ValueError(
+                "SharedInputEvaluator needs a Llama-family backbone (rotary "
+                "positions, so a left-padded shared input matches the "
+                f"unpadded one); got {type(model.backbone).__name__}. Use "
+                "KerasEvaluator."
+            )
+        if model.prompt_length < 1:
+            raise ValueError("SharedInputEvaluator needs prompt_length >= 1.")
+        super().__init__(model, x, y, batch_size, loss, parameters, seed)
+        self._shared_pass = compile_function(self._input_caches)
+        self._score = compile_function(self._loss_from_caches)
+
+    def _layers(self):
+        return self.model.backbone.transformer_layers
+
+    def _input_caches(self, token_ids, padding_mask):
+        """Per-layer K/V caches `[B, 2, T + P, kv_heads, head_dim]` of x."""
+        backbone = self.model.backbone
+        x = self.model.adapter.embed_tokens(token_ids)  # [B, T, H]
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        p = self.model.prompt_length
+        heads = backbone.num_key_value_heads
+        head_dim = backbone.hidden_dim // backbone.num_query_heads
+        keys = ops.concatenate(
+            [ops.cast(padding_mask, "int32"), ops.zeros((batch, p), "int32")], axis=1
+        )  # the prompt's slots stay empty in this pass
+        attention = ops.broadcast_to(keys[:, None, :], (batch, length, length + p))
+        caches = []
+        for layer in self._layers():
+            cache = ops.zeros((batch, 2, length + p, heads, head_dim), dtype=x.dtype)
+            x, cache = layer(
+                x,
+                decoder_attention_mask=attention,
+                self_attention_cache=cache,
+                self_attention_cache_update_index=0,
+                training=False,
+            )
+            caches.append(cache)
+        return caches
+
+    def _loss_from_caches(self, candidate_parts, caches, padding_mask, y):
+        prompt = self._prompt_of(candidate_parts)  # [P, H]
+        batch, length = ops.shape(padding_mask)[0], ops.shape(padding_mask)[1]
+        p = self.model.prompt_length
+        dtype = caches[0].dtype
+        x = ops.broadcast_to(
+            ops.cast(prompt, dtype)[None], (batch, p, ops.shape(prompt)[-1])
+        )
+        keys = ops.concatenate(
+            [ops.cast(padding_mask, "int32"), ops.ones((batch, p), "int32")], axis=1
+        )
+        attention = ops.broadcast_to(keys[:, None, :], (batch, p, length + p))
+        for layer, cache in zip(self._layers(), caches):
+            x, _ = layer(
+                x,
+                decoder_attention_mask=attention,
+                self_attention_cache=cache,
+                self_attention_cache_update_index=length,
+                training=False,
+            )
+        # The answer is read at the last prompt vector.
+        answer = self.model.backbone.layer_norm(x[:, -1, :], training=False)
+        scores = self.model.task.scores_at_answer(self.model.adapter, answer)
+        per_example = classification_loss(scores, y, self.loss)
+        accuracy = ops.mean(
+            ops.cast(ops.argmax(scores, axis=-1) == ops.cast(y, "int32"), "float32")
+        )
+        return ops.mean(per_example), accuracy
+
+    def evaluate(self, candidates, step, compute_gradients=False):
+        if compute_gradients:
+            raise ValueError(
+                "SharedInputEvaluator scores forward only; use KerasEvaluator "
+                "for optimizers that need gradients."
+            )
+        x, y = self.batch(step)
+        token_ids, padding_mask = _left_align(x["token_ids"], x["padding_mask"])
+        caches = self._shared_pass(token_ids, padding_mask)
+        losses, accuracies = [], []
+        for candidate in np.asarray(candidates, dtype="float32"):
+            loss, accuracy = self._score(self._split(candidate), caches, padding_mask, y)
+            losses.append(float(ops.convert_to_numpy(loss)))
+            accuracies.append(float(ops.convert_to_numpy(accuracy)))
+        return Evaluation(
+            losses=np.array(losses),
+            forward_calls=len(losses),
+            metrics={"batch_accuracy": float(np.mean(accuracies))},
+        )
+
+
+def _left_align(token_ids, padding_mask):
+    """Numpy `[B, T]` rows with their real tokens moved to the end."""
+    token_ids = np.asarray(token_ids)
+    padding_mask = np.asarray(padding_mask).astype("int32")
+    ids = np.zeros_like(token_ids)
+    mask = np.zeros_like(padding_mask)
+    for row in range(len(ids)):
+        real = token_ids[row][padding_mask[row] == 1]
+        if len(real):
+            ids[row, -len(real) :] = real
+            mask[row, -len(real) :] = 1
+    return ids, mask
