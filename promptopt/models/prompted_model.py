@@ -1,12 +1,13 @@
 """A frozen keras-hub backbone plus a trainable prompt, as a keras.Model."""
 
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.models.cached_generator import CachedGenerator
+from promptopt.models.tokenizer_config import deserialize_tokenizer
+from promptopt.models.tokenizer_config import serialize_tokenizer
 from promptopt.prompts.initializers import get_initializer
 from promptopt.prompts.prompt_file import PromptFile
 from promptopt.prompts.prompt_file import embedding_fingerprint
@@ -15,6 +16,7 @@ from promptopt.tasks import deserialize_task
 from promptopt.tasks import serialize_task
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.text_encoder import TextEncoder
+from promptopt.tasks.text_encoder import detokenize
 from promptopt.tasks.text_encoder import pad_rows
 from promptopt.tasks.text_encoder import tokenize_all
 
@@ -148,7 +150,7 @@ class PromptedModel(keras.Model):
                     self.soft_prompt.parameterization
                 )
             ),
-            "tokenizer": _serialize_tokenizer(self.tokenizer),
+            "tokenizer": serialize_tokenizer(self.tokenizer),
             "model_id": self.model_id,
             "seed": self.seed,
             "max_length": self.max_length,
@@ -165,7 +167,7 @@ class PromptedModel(keras.Model):
             config["parameterization"] = keras.saving.deserialize_keras_object(
                 config["parameterization"]
             )
-        config["tokenizer"] = _deserialize_tokenizer(config.get("tokenizer"))
+        config["tokenizer"] = deserialize_tokenizer(config.get("tokenizer"))
         # Weights (the prompt included) are restored by Keras after this.
         return cls(prompt_initializer=None, **config)
 
@@ -240,7 +242,7 @@ class PromptedModel(keras.Model):
         for tokens in new_tokens:
             if stop is not None and stop[0] in tokens:
                 tokens = tokens[: tokens.index(stop[0])]
-            texts_out.append(_detokenize(self.tokenizer, tokens))
+            texts_out.append(detokenize(self.tokenizer, tokens))
         return texts_out
 
     # --- the prompt on its own -----------------------------------------------
@@ -293,42 +295,3 @@ class PromptedModel(keras.Model):
             )
         self.soft_prompt.assign(prompt_file.prompt)
         return prompt_file
-
-
-def _detokenize(tokenizer, tokens):
-    text = tokenizer.detokenize([list(map(int, tokens))])
-    if hasattr(text, "numpy"):
-        text = text.numpy()
-    text = np.asarray(text).reshape(-1)[0] if not isinstance(text, str) else text
-    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
-
-
-def _serialize_tokenizer(tokenizer):
-    if tokenizer is None:
-        return None
-    config = keras.saving.serialize_keras_object(tokenizer)
-    if isinstance(tokenizer, keras_hub.models.Llama3Tokenizer):
-        # keras-hub 0.32's Llama3Tokenizer does not save its special tokens
-        # and would come back with Llama 3's, which SmolLM2 lacks.
-        misc = sorted(
-            value
-            for name, value in vars(tokenizer).items()
-            if name.startswith("special_token_") and isinstance(value, str)
-        )
-        config["config"].update(
-            bos_token=tokenizer.start_token,
-            eos_token=tokenizer.end_token,
-            misc_special_tokens=misc,
-        )
-    return config
-
-
-def _deserialize_tokenizer(config):
-    if config is None:
-        return None
-    config = {**config, "config": dict(config["config"])}
-    if isinstance(config["config"].get("misc_special_tokens"), list):
-        config["config"]["misc_special_tokens"] = set(
-            config["config"]["misc_special_tokens"]
-        )
-    return keras.saving.deserialize_keras_object(config)

@@ -6,9 +6,9 @@ from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.models.cached_generator import CachedGenerator
-from promptopt.models.prompted_model import _deserialize_tokenizer
-from promptopt.models.prompted_model import _detokenize
-from promptopt.models.prompted_model import _serialize_tokenizer
+from promptopt.models.tokenizer_config import deserialize_tokenizer
+from promptopt.models.tokenizer_config import serialize_tokenizer
+from promptopt.tasks.text_encoder import detokenize
 from promptopt.prefixes.prefix_file import PrefixFile
 from promptopt.prefixes.prefix_initializers import bind_prefix
 from promptopt.prefixes.prefix_initializers import initial_prefix
@@ -177,7 +177,7 @@ class PrefixModel(keras.Model):
                 else keras.saving.serialize_keras_object(parameterization)
             ),
             "sites": list(self.sites),
-            "tokenizer": _serialize_tokenizer(self.tokenizer),
+            "tokenizer": serialize_tokenizer(self.tokenizer),
             "model_id": self.model_id,
             "seed": self.seed,
             "max_length": self.max_length,
@@ -193,7 +193,7 @@ class PrefixModel(keras.Model):
                 config["reparameterization"]
             )
         config["sites"] = tuple(config["sites"])
-        config["tokenizer"] = _deserialize_tokenizer(config.get("tokenizer"))
+        config["tokenizer"] = deserialize_tokenizer(config.get("tokenizer"))
         # Weights (the prefix included) are restored by Keras after this.
         return cls(prefix_initializer=None, **config)
 
@@ -263,7 +263,7 @@ class PrefixModel(keras.Model):
         for tokens in new_tokens:
             if stop is not None and stop[0] in tokens:
                 tokens = tokens[: tokens.index(stop[0])]
-            texts_out.append(_detokenize(self.tokenizer, tokens))
+            texts_out.append(detokenize(self.tokenizer, tokens))
         return texts_out
 
     # --- the prefix on its own -------------------------------------------------

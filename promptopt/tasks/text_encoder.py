@@ -16,6 +16,16 @@ def tokenize_all(tokenizer, texts):
     return [[int(i) for i in row] for row in ids]
 
 
+def detokenize(tokenizer, ids):
+    """One id list -> its text (a str, whatever the tokenizer returns)."""
+    text = tokenizer.detokenize([[int(i) for i in ids]])
+    if hasattr(text, "numpy"):  # tf.Tensor
+        text = text.numpy()
+    if not isinstance(text, (str, bytes)):
+        text = list(text)[0]
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
 class TextEncoder:
     """Encodes texts as right-padded `token_ids`/`padding_mask` `[N, T]`.
 

@@ -2,6 +2,7 @@
 
 from keras_hub.tokenizers import BytePairTokenizer
 
+from promptopt.tasks.text_encoder import detokenize
 from promptopt.tasks.text_encoder import tokenize_all
 
 
@@ -111,7 +112,7 @@ class Verbalizer:
                 # vocabulary (" zebra" -> " ebra"). Byte-level BPE is
                 # lossless otherwise, so a word that does not read back
                 # exactly has lost characters.
-                text = _detokenize(tokenizer, ids)
+                text = detokenize(tokenizer, ids)
                 if text != word:
                     raise LabelWordError(
                         f"Label word {word!r} is not in the vocabulary: the "
@@ -155,13 +156,3 @@ class Verbalizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _detokenize(tokenizer, ids):
-    """One id list -> its text (a str, whatever the tokenizer returns)."""
-    text = tokenizer.detokenize([list(ids)])
-    if hasattr(text, "numpy"):  # tf.Tensor
-        text = text.numpy()
-    if not isinstance(text, (str, bytes)):
-        text = list(text)[0]
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
