@@ -5,6 +5,7 @@ from keras import StatelessScope
 from keras import ops
 
 from promptopt.evaluators.base import Evaluation
+from promptopt.evaluators.candidate_layout import CandidateLayout
 from promptopt.evaluators.base import Evaluator
 from promptopt.evaluators.value_and_grad import compile_function
 from promptopt.evaluators.value_and_grad import make_value_and_grad
@@ -91,38 +92,24 @@ class PrefixEvaluator(Evaluator):
         self._variables = [layer.raw] + (
             [] if layer.parameterization is None else list(layer.parameterization.weights)
         )
-        self._shapes = [tuple(v.shape) for v in self._variables]
+        self._layout = CandidateLayout(self._variables, first_only=parameters == "prefix")
         self._forward = compile_function(self._loss_of)
         self._forward_and_grad = make_value_and_grad(self._loss_of)
 
     @property
     def candidate_shape(self):
-        if self.parameters == "prefix":
-            return self._shapes[0]
-        return (sum(int(np.prod(s)) for s in self._shapes),)
+        return self._layout.shape
 
     def initial_candidate(self):
         """The model's current parameters, in candidate form."""
-        values = [np.asarray(v.numpy(), dtype="float32") for v in self._variables]
-        if self.parameters == "prefix":
-            return values[0]
-        return np.concatenate([v.reshape(-1) for v in values])
+        return self._layout.initial()
 
     def assign(self, candidate):
         """Writes a candidate (e.g. the run's best) into the model."""
-        for variable, value in zip(self._variables, self._split(candidate)):
-            variable.assign(value)
+        self._layout.assign(candidate)
 
     def _split(self, candidate):
-        candidate = np.asarray(candidate, "float32")
-        if self.parameters == "prefix":
-            return [candidate]
-        parts, offset = [], 0
-        for shape in self._shapes:
-            size = int(np.prod(shape))
-            parts.append(candidate[offset : offset + size].reshape(shape))
-            offset += size
-        return parts
+        return self._layout.split(candidate)
 
     def batch(self, step):
         n = len(self.y)
