@@ -19,8 +19,10 @@ from promptopt.data import load_fewshot_split
 from promptopt.evaluators.keras_evaluator import KerasEvaluator
 from promptopt.hub import load_language_model
 from promptopt.models import PromptedModel
+from promptopt.models.precision import cast_backbone
 from promptopt.optimizers import BackpropOptimizer
 from promptopt.optimizers import CMAESOptimizer
+from promptopt.prefixes import PrefixModel
 from promptopt.prompts import ResidualReparameterization
 from promptopt.runner.budget import Budget
 from promptopt.runner.runner import PromptTuningRunner
@@ -35,6 +37,7 @@ SEEDS = (13, 21, 42, 87, 100)
 TEST_SUBSET_SEED = 0
 
 _LANGUAGE_MODEL = []
+_CAST_BACKBONES = {}
 
 
 def language_model():
@@ -56,15 +59,43 @@ def load_splits(task_name, seed, test_size):
     return task, train, dev, test
 
 
-def make_model(task, prompt_length, init="labels", parameterization=None, max_length=128, seed=0):
+def backbone(dtype="float32"):
+    """The embedded backbone, or a `dtype` copy of it (one per process)."""
     lm = language_model()
-    verbalizer = Verbalizer(task.classes, dict(task.label_words), lm.tokenizer)
+    if dtype == "float32":
+        return lm.backbone
+    if dtype not in _CAST_BACKBONES:
+        _CAST_BACKBONES[dtype] = cast_backbone(lm.backbone, dtype)
+    return _CAST_BACKBONES[dtype]
+
+
+def verbalizer(task):
+    return Verbalizer(task.classes, dict(task.label_words), language_model().tokenizer)
+
+
+def make_model(task, prompt_length, init="labels", parameterization=None, max_length=128, seed=0,
+               placement="prefix", dtype="float32"):
+    lm = language_model()
     return PromptedModel(
-        lm.backbone,
-        VerbalizerClassification(verbalizer),
+        backbone(dtype),
+        VerbalizerClassification(verbalizer(task), placement=placement),
         prompt_length=prompt_length,
         prompt_initializer=init,
         parameterization=parameterization,
+        tokenizer=lm.tokenizer,
+        model_id=lm.model_id,
+        seed=seed,
+        max_length=max_length,
+    )
+
+
+def make_prefix_model(task, prefix_length, init, seed=0, max_length=128):
+    lm = language_model()
+    return PrefixModel(
+        lm.backbone,
+        VerbalizerClassification(verbalizer(task)),
+        prefix_length=prefix_length,
+        prefix_initializer=init,
         tokenizer=lm.tokenizer,
         model_id=lm.model_id,
         seed=seed,
@@ -119,72 +150,88 @@ def in_context_texts(task, train, texts, per_class=2, seed=0):
     return [prefix + text for text in texts]
 
 
-def tune_with_runner(
-    model,
-    train,
-    run_dir,
-    steps,
-    learning_rate,
-    batch_size=8,
-    seed=0,
-    optimizer="backprop",
-    forward_calls=None,
-    logdir=None,
-    hparams=None,
-):
-    """Tunes `model`'s prompt through the runner loop (resumable); returns seconds.
+def backprop_stage(learning_rate, steps):
+    """AdamW at `learning_rate` for `steps` runner steps (last iterate)."""
+    return Stage(BackpropOptimizer("adamw", learning_rate), Budget(steps=steps))
 
-    Backprop trains every prompt weight (the residual MLP included) on
-    mini-batches; CMA-ES searches the raw prompt, scoring each candidate on
-    the whole training set (as BBT). The last iterate (backprop) or the
-    best-so-far candidate (CMA-ES) is written into the model.
+
+def cma_es_stage(model, forward_calls):
+    """BBT's CMA-ES (d = 500, popsize 20) for `forward_calls` candidate scorings."""
+    std = float(np.std(model.embedding_table()))
+    return Stage(CMAESOptimizer(embedding_std=std), Budget(forward_calls=forward_calls))
+
+
+def tune(evaluator, stage, run_dir, seed=0, logdir=None, hparams=None, prompt_fn=None):
+    """Runs one stage through the runner loop (resumable); returns `(seconds, result)`.
+
+    The runner checkpoints into `run_dir` after every step, so an
+    interrupted experiment resumes where it stopped. The result's best
+    candidate (the last iterate for backprop, the best-so-far for CMA-ES) is
+    written into the evaluator's model. With `logdir`, a `TensorBoardLogger`
+    records the run (`prompt_fn` maps a candidate to the `[P, H]` prompt
+    shown as norms, histograms and nearest tokens).
     """
-    x = model.encode_texts(train.texts)
-    if optimizer == "cma-es":
-        evaluator = KerasEvaluator(model, x, train.labels, batch_size=len(train), parameters="prompt", seed=seed)
-        prompt_optimizer = CMAESOptimizer(embedding_std=float(np.std(model.embedding_table())))
-        budget = Budget(forward_calls=forward_calls)
-    else:
-        evaluator = KerasEvaluator(model, x, train.labels, batch_size=batch_size, parameters="all", seed=seed)
-        prompt_optimizer = BackpropOptimizer("adamw", learning_rate)
-        budget = Budget(steps=steps)
     callbacks = []
     if logdir is not None:
         from promptopt.callbacks.tensorboard_logger import TensorBoardLogger
 
+        model = evaluator.model
         callbacks.append(
             TensorBoardLogger(
                 logdir,
                 embedding_table=model.embedding_table(),
                 tokenizer=model.tokenizer,
                 hparams=hparams,
-                # Candidates are flat (prompt and MLP weights); show the
-                # materialized [P, H] prompt that the model would use.
-                prompt_fn=lambda candidate: _materialized(evaluator, model, candidate),
-                text_every=max(steps or 1, 1),
+                prompt_fn=prompt_fn,
+                text_every=max(stage.budget.steps or 1, 1),
                 histogram_every=10,
             )
         )
     runner = PromptTuningRunner(evaluator, callbacks=callbacks, checkpoint_dir=run_dir)
     started = time.time()
-    result = runner.run(evaluator.initial_candidate(), [Stage(prompt_optimizer, budget)], seed=seed)
+    result = runner.run(evaluator.initial_candidate(), [stage], seed=seed)
     evaluator.assign(result.best_prompt)
     return time.time() - started, result
 
 
-def _materialized(evaluator, model, candidate):
-    evaluator.assign(candidate)  # harmless: evaluations take explicit candidates
-    return model.soft_prompt.materialize()
+def tune_prompt(model, train, run_dir, steps, learning_rate, batch_size=8, seed=0,
+                logdir=None, hparams=None):
+    """Backprop prompt tuning of every prompt weight (the residual MLP too).
+
+    Candidates are flat (prompt and MLP weights); the TensorBoard view shows
+    the materialized `[P, H]` prompt that the model would use.
+    """
+    x = model.encode_texts(train.texts)
+    evaluator = KerasEvaluator(model, x, train.labels, batch_size=batch_size,
+                               parameters="all", seed=seed)
+
+    def materialized(candidate):
+        evaluator.assign(candidate)  # harmless: evaluations take explicit candidates
+        return model.soft_prompt.materialize()
+
+    return tune(evaluator, backprop_stage(learning_rate, steps), run_dir, seed,
+                logdir, hparams, materialized)
+
+
+def final_train_loss(result, last=4):
+    """Mean training loss of the last `last` runner steps."""
+    return float(np.mean([h["loss"] for h in result.history[-last:]]))
 
 
 def cached(experiment, name, compute):
-    """Returns the cached row `runs/<experiment>/<name>.json`, or computes it."""
+    """Returns the cached row `runs/<experiment>/<name>.json`, or computes it.
+
+    With `compute=None` a missing row is not computed: None is returned
+    (reports use this to include every finished run).
+    """
     directory = os.path.join(HERE, "runs", experiment)
-    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
+    if compute is None:
+        return None
+    os.makedirs(directory, exist_ok=True)
     row = compute(os.path.join(directory, name))
     row["name"] = name
     tmp = path + ".tmp"

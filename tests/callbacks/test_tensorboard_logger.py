@@ -1,11 +1,8 @@
-import glob
 import os
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from promptopt.callbacks.tensorboard_logger import TensorBoardLogger
 from promptopt.cli.main import main
@@ -16,25 +13,10 @@ from promptopt.runner.budget import Budget
 from promptopt.runner.runner import PromptTuningRunner
 from promptopt.runner.runner import Stage
 from promptopt.tasks.text_encoder import tokenize_all
+from tests.helpers.tensorboard_events import read_events
 from tests.model_factories import classifier
 from tests.model_factories import toy_batch
 from tests.tiny_models import tiny_gpt2
-
-
-def read_events(split_dir):
-    """TensorBoard's event files in `split_dir` -> {tag: [(step, plugin, value)]}."""
-    summaries = {}
-    for path in sorted(glob.glob(os.path.join(split_dir, "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data.plugin_name
-                if plugin == "hparams":
-                    content = value.metadata.plugin_data.content
-                    data = plugin_data_pb2.HParamsPluginData.FromString(content)
-                else:
-                    data = tf.make_ndarray(value.tensor)
-                summaries.setdefault(value.tag, []).append((event.step, plugin, data))
-    return summaries
 
 
 def assert_only_event_files(logdir):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from promptopt.callbacks import TensorBoardLogger
 from promptopt.evaluators import APIRequestError
 from promptopt.evaluators import APIUnavailableError
 from promptopt.evaluators import HTTPEvaluator
@@ -17,6 +18,7 @@ from promptopt.optimizers import DiscretePromptSearch
 from promptopt.runner import Budget
 from promptopt.runner import PromptTuningRunner
 from promptopt.runner import Stage
+from tests.helpers.tensorboard_events import read_events
 from tests.server.server_process import CLASSES
 from tests.server.server_process import LABEL_WORDS
 from tests.server.server_process import LABELS
@@ -248,3 +250,29 @@ def test_server_killed_and_restarted_midway_the_run_continues_exactly(
     keys = [e["key"] for e in entries if e["event"] == "computed"]
     assert len(keys) == len(set(keys)) == evaluator.journal.paid_calls == STEPS * POPSIZE
     assert stats["computed_requests"] == STEPS * POPSIZE
+
+
+def test_tensorboard_records_a_run_tuned_only_through_http(server, local_reference, tmp_path):
+    """The HTTP client's run is tracked like a local one: loss, sigma, API calls, prompt."""
+    initial, std, _ = local_reference
+    before = server.get("/stats")
+    evaluator = http_evaluator(server.url)
+    logdir = tmp_path / "tb"
+    logger = TensorBoardLogger(logdir, hparams={"optimizer": "cma-es", "transport": "http"},
+                               histogram_every=1)
+    result = PromptTuningRunner(evaluator, callbacks=[logger]).run(
+        initial, [Stage(cma(std), Budget(steps=STEPS))], seed=7)
+    events = read_events(logdir / "train")
+    api_calls = [float(value) for _, _, value in events["api_calls"]]
+    # Every request the server answered appears in the log, none twice (the
+    # server answers a request it has seen before from its log: "replayed").
+    after = server.get("/stats")
+    answered = sum(after[k] - before[k] for k in ("computed_requests", "replayed_requests"))
+    assert sum(api_calls) == answered == STEPS * POPSIZE
+    assert [float(v) for _, _, v in events["loss"]] == pytest.approx(
+        [h["loss"] for h in result.history])
+    assert len(events["sigma"]) == STEPS
+    # Every step's prompt histogram, and the final prompt once more at the end.
+    assert [s for s, _, _ in events["prompt/values"]] == list(range(STEPS)) + [STEPS - 1]
+    [(_, plugin, _)] = events["_hparams_/session_start_info"]
+    assert plugin == "hparams"
