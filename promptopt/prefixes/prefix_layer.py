@@ -113,10 +113,8 @@ class KeyValuePrefix(keras.layers.Layer):
         config.update(
             shape=list(self.prefix_shape),
             seed=self.seed,
-            parameterization=(
-                None
-                if self.parameterization is None
-                else keras.saving.serialize_keras_object(self.parameterization)
+            parameterization=keras.saving.serialize_keras_object(
+                self.parameterization
             ),
         )
         return config
@@ -124,8 +122,7 @@ class KeyValuePrefix(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config.get("parameterization") is not None:
-            config["parameterization"] = keras.saving.deserialize_keras_object(
-                config["parameterization"]
-            )
+        config["parameterization"] = keras.saving.deserialize_keras_object(
+            config.get("parameterization")
+        )
         return cls(**config)

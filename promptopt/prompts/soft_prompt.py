@@ -108,12 +108,8 @@ class SoftPrompt(keras.layers.Layer):
             {
                 "length": self.length,
                 "hidden_dim": self.hidden_dim,
-                "parameterization": (
-                    None
-                    if self.parameterization is None
-                    else keras.saving.serialize_keras_object(
-                        self.parameterization
-                    )
+                "parameterization": keras.saving.serialize_keras_object(
+                    self.parameterization
                 ),
             }
         )
@@ -122,8 +118,7 @@ class SoftPrompt(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config.get("parameterization") is not None:
-            config["parameterization"] = keras.saving.deserialize_keras_object(
-                config["parameterization"]
-            )
+        config["parameterization"] = keras.saving.deserialize_keras_object(
+            config.get("parameterization")
+        )
         return cls(**config)
