@@ -9,9 +9,9 @@ from promptopt.evaluators.json_http_client import APIRequestError
 from promptopt.evaluators.json_http_client import APIUnavailableError
 from promptopt.evaluators.json_http_client import JSONHTTPClient
 from promptopt.evaluators.keras_evaluator import KerasEvaluator
-from promptopt.evaluators.shared_input_evaluator import SharedInputEvaluator
 from promptopt.evaluators.openai_completions_evaluator import OpenAICompletionsEvaluator
 from promptopt.evaluators.prefix_evaluator import PrefixEvaluator
+from promptopt.evaluators.shared_input_evaluator import SharedInputEvaluator
 
 __all__ = [
     "APIRequestError",

@@ -10,6 +10,7 @@ import numpy as np
 from promptopt.evaluators.base import Evaluation
 from promptopt.evaluators.base import Evaluator
 from promptopt.evaluators.evaluation_journal import EvaluationJournal
+from promptopt.evaluators.minibatch import minibatch_indices
 from promptopt.tasks.losses import LOSSES
 
 
@@ -87,11 +88,7 @@ class BlackBoxEvaluator(Evaluator):
 
     def batch_indices(self, step):
         """The example indices of `step`'s mini-batch (as `KerasEvaluator`)."""
-        n = len(self.labels)
-        if self.batch_size >= n:
-            return np.arange(n)
-        rng = np.random.default_rng([self.seed, int(step)])
-        return np.sort(rng.choice(n, size=self.batch_size, replace=False))
+        return minibatch_indices(len(self.labels), self.batch_size, self.seed, step)
 
     def candidate_key(self, candidate, step):
         """Journal and idempotency key: hash of config, step and candidate."""

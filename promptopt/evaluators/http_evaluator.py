@@ -2,15 +2,13 @@
 
 import numpy as np
 
-from promptopt.evaluators.black_box_evaluator import BlackBoxEvaluator
 from promptopt.evaluators.black_box_evaluator import accuracy_of
-from promptopt.evaluators.black_box_evaluator import phrases_to_text
-from promptopt.evaluators.json_http_client import JSONHTTPClient
+from promptopt.evaluators.verbalizer_api_evaluator import VerbalizerAPIEvaluator
 from promptopt.server.array_codec import decode_array
 from promptopt.server.array_codec import encode_array
 
 
-class HTTPEvaluator(BlackBoxEvaluator):
+class HTTPEvaluator(VerbalizerAPIEvaluator):
     """Losses of candidate prompts from a model served by `promptopt serve`.
 
     With `prompt="embeddings"` a candidate is a soft prompt `[P, H]`, sent
@@ -24,7 +22,8 @@ class HTTPEvaluator(BlackBoxEvaluator):
     bit-identical; `exact=False` lets small requests share forward passes
     (losses then agree to float32 rounding).
     Concurrency, retries, the journal and exact call counting come from
-    `BlackBoxEvaluator` and `JSONHTTPClient`.
+    `BlackBoxEvaluator` and `JSONHTTPClient`, the verbalizer and client
+    set-up from `VerbalizerAPIEvaluator`.
 
     Args:
         base_url: str, the server, e.g. "http://127.0.0.1:8000".
@@ -52,6 +51,8 @@ class HTTPEvaluator(BlackBoxEvaluator):
     ```
     """
 
+    endpoint = "/v1/score"
+
     def __init__(self, base_url, texts, labels, classes, label_words, prompt="embeddings",
                  phrases=None, separator="", exact=True, token=None, timeout=60.0,
                  max_retries=5, backoff_seconds=0.5, batch_size=32, loss="cross_entropy",
@@ -63,39 +64,21 @@ class HTTPEvaluator(BlackBoxEvaluator):
                 "prompt='text' needs phrases=[...], the text pieces that a "
                 "discrete candidate's indices select."
             )
-        self.classes = [str(c) for c in classes]
-        self.label_words = {
-            str(c): [w] if isinstance(w, str) else list(w) for c, w in label_words.items()
-        }
         self.prompt = prompt
-        self.phrases = None if phrases is None else [str(p) for p in phrases]
-        self.separator = str(separator)
         self.exact = bool(exact)
-        self.client = JSONHTTPClient(
-            base_url, token=token, timeout=timeout, max_retries=max_retries,
-            backoff_seconds=backoff_seconds,
+        super().__init__(
+            base_url, texts, labels, classes, label_words, phrases=phrases,
+            separator=separator, token=token, timeout=timeout, max_retries=max_retries,
+            backoff_seconds=backoff_seconds, batch_size=batch_size, loss=loss, seed=seed,
+            concurrency=concurrency, journal_path=journal_path,
         )
-        super().__init__(texts, labels, batch_size=batch_size, loss=loss, seed=seed,
-                         concurrency=concurrency, journal_path=journal_path)
 
     def _identity(self):
-        return {
-            **super()._identity(),
-            "endpoint": "/v1/score",
-            "classes": self.classes,
-            "label_words": self.label_words,
-            "prompt": self.prompt,
-            "phrases": self.phrases,
-            "separator": self.separator,
-            "exact": self.exact,
-        }
+        return {**super()._identity(), "prompt": self.prompt, "exact": self.exact}
 
     def info(self):
         """The server's `/info` (model, hidden_dim, embedding_std, limits)."""
         return self.client.get("/info")[0]
-
-    def prompt_text(self, candidate):
-        return phrases_to_text(candidate, self.phrases, self.separator)
 
     def request_body(self, candidate, texts, labels):
         body = {
@@ -115,7 +98,7 @@ class HTTPEvaluator(BlackBoxEvaluator):
 
     def _call(self, candidate, texts, labels, key):
         reply, attempts = self.client.post(
-            "/v1/score", self.request_body(candidate, texts, labels), idempotency_key=key
+            self.endpoint, self.request_body(candidate, texts, labels), idempotency_key=key
         )
         scores = decode_array(reply["scores"])
         return {
@@ -134,6 +117,6 @@ class HTTPEvaluator(BlackBoxEvaluator):
         predictions = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            reply, _ = self.client.post("/v1/score", self.request_body(candidate, chunk, None))
+            reply, _ = self.client.post(self.endpoint, self.request_body(candidate, chunk, None))
             predictions.append(np.argmax(decode_array(reply["scores"]), axis=-1))
         return np.concatenate(predictions)

@@ -1,17 +1,12 @@
 """Scores candidate prompts with a local `PromptedModel`."""
 
 import numpy as np
-from keras import ops
 
-from promptopt.evaluators.base import Evaluation
-from promptopt.evaluators.candidate_layout import CandidateLayout
-from promptopt.evaluators.base import Evaluator
-from promptopt.evaluators.value_and_grad import compile_function
-from promptopt.evaluators.value_and_grad import make_value_and_grad
+from promptopt.evaluators.local_evaluator import LocalEvaluator
 from promptopt.tasks.losses import classification_loss
 
 
-class KerasEvaluator(Evaluator):
+class KerasEvaluator(LocalEvaluator):
     """Losses (and gradients) of candidate prompts on a local model.
 
     Each call scores K candidates on one mini-batch of the training set,
@@ -50,7 +45,7 @@ class KerasEvaluator(Evaluator):
     ```
     """
 
-    provides_gradients = True
+    raw_parameters = "prompt"
 
     def __init__(
         self,
@@ -68,48 +63,15 @@ class KerasEvaluator(Evaluator):
                 f"length_buckets must be a positive int, got {length_buckets!r}; "
                 "use 1 to pad every mini-batch as one group."
             )
-        if parameters not in ("prompt", "all"):
-            raise ValueError(
-                f"parameters must be 'prompt' or 'all', got {parameters!r}."
-            )
-        self.model = model
-        self.x = {k: np.asarray(v) for k, v in x.items()}
-        self.y = np.asarray(y, dtype="int32")
-        if len(self.y) == 0:
-            raise ValueError("KerasEvaluator got no examples; give at least one.")
-        self.batch_size = int(batch_size)
-        self.loss = loss
-        self.parameters = parameters
-        self.seed = int(seed)
         self.length_buckets = int(length_buckets)
+        super().__init__(
+            model, x, y, model.soft_prompt.weights, batch_size, loss, parameters, seed
+        )
         classification_loss(np.zeros((1, 2)), np.zeros(1), loss)  # validates
-        self._variables = list(model.soft_prompt.weights)
-        self._layout = CandidateLayout(self._variables, first_only=parameters == "prompt")
-        self._forward = compile_function(self._loss_of)
-        self._forward_and_grad = make_value_and_grad(self._loss_of)
-
-    @property
-    def candidate_shape(self):
-        return self._layout.shape
-
-    def initial_candidate(self):
-        """The model's current parameters, in candidate form."""
-        return self._layout.initial()
-
-    def assign(self, candidate):
-        """Writes a candidate (e.g. the run's best) into the model."""
-        self._layout.assign(candidate)
-
-    def _split(self, candidate):
-        return self._layout.split(candidate)
 
     def batch(self, step):
-        n = len(self.y)
-        if self.batch_size >= n:
-            index = np.arange(n)
-        else:
-            rng = np.random.default_rng([self.seed, int(step)])
-            index = np.sort(rng.choice(n, size=self.batch_size, replace=False))
+        """`(x, y)`: the inputs `[B, T']` and labels `[B]` of `step`'s mini-batch."""
+        index = self._batch_indices(step)
         x = {k: v[index] for k, v in self.x.items()}
         # Trim padding columns no row of this batch uses.
         width = max(int(x["padding_mask"].sum(axis=1).max()), 1)
@@ -117,18 +79,7 @@ class KerasEvaluator(Evaluator):
 
     def _prompt_of(self, candidate_parts):
         """The prompt `[P, H]` a candidate puts in front of the model."""
-        prompt = candidate_parts[0]
-        candidate_parts = list(candidate_parts)
-        layer = self.model.soft_prompt
-        if layer.parameterization is not None:
-            if self.parameters == "all":
-                # Evaluate the MLP with the candidate's weights.
-                prompt = _call_with_weights(
-                    layer.parameterization, candidate_parts[1:], prompt
-                )
-            else:
-                prompt = layer.parameterization(prompt)
-        return prompt
+        return self._materialize(candidate_parts, self.model.soft_prompt.parameterization)
 
     def _buckets(self, x, y):
         """Splits a mini-batch into `length_buckets` groups of similar length."""
@@ -144,53 +95,11 @@ class KerasEvaluator(Evaluator):
             out.append(({k: v[rows, :width] for k, v in x.items()}, y[rows]))
         return out
 
-    def _loss_of(self, candidate_parts, x, y):
-        prompt = self._prompt_of(candidate_parts)
-        scores = self.model(x, prompt=prompt)
-        per_example = classification_loss(scores, y, self.loss)
-        accuracy = ops.mean(
-            ops.cast(ops.argmax(scores, axis=-1) == ops.cast(y, "int32"), "float32")
-        )
-        return ops.mean(per_example), accuracy
-
-    def evaluate(self, candidates, step, compute_gradients=False):
+    def _loss_inputs(self, step):
         x, y = self.batch(step)
-        losses, grads, accuracies = [], [], []
-        buckets = self._buckets(x, y)
-        for candidate in np.asarray(candidates, dtype="float32"):
-            parts = self._split(candidate)
-            loss = accuracy = 0.0
-            grad = 0.0
-            for bucket_x, bucket_y in buckets:
-                # Each bucket's mean weighs by its share of the examples.
-                weight = len(bucket_y) / len(y)
-                if compute_gradients:
-                    (b_loss, b_acc), part_grads = self._forward_and_grad(
-                        parts, bucket_x, bucket_y
-                    )
-                    grad = grad + weight * np.concatenate(
-                        [np.asarray(g).reshape(-1) for g in part_grads]
-                    )
-                else:
-                    b_loss, b_acc = self._forward(parts, bucket_x, bucket_y)
-                loss += weight * float(ops.convert_to_numpy(b_loss))
-                accuracy += weight * float(ops.convert_to_numpy(b_acc))
-            if compute_gradients:
-                grads.append(grad.reshape(candidate.shape))
-            losses.append(loss)
-            accuracies.append(accuracy)
-        return Evaluation(
-            losses=np.array(losses),
-            grads=np.stack(grads) if compute_gradients else None,
-            forward_calls=len(losses),
-            metrics={"batch_accuracy": float(np.mean(accuracies))},
-        )
+        # Each bucket's mean weighs by its share of the examples.
+        return [((bx, by), len(by) / len(y)) for bx, by in self._buckets(x, y)]
 
-
-def _call_with_weights(layer, values, inputs):
-    """Calls `layer` as if its weights held `values` (stateless)."""
-    mapping = list(zip(layer.weights, values))
-    from keras import StatelessScope
-
-    with StatelessScope(state_mapping=mapping):
-        return layer(inputs)
+    def _loss_of(self, candidate_parts, x, y):
+        scores = self.model(x, prompt=self._prompt_of(candidate_parts))
+        return self._classification_loss(scores, y)

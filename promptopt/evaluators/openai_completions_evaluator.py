@@ -2,14 +2,12 @@
 
 import numpy as np
 
-from promptopt.evaluators.black_box_evaluator import BlackBoxEvaluator
 from promptopt.evaluators.black_box_evaluator import accuracy_of
-from promptopt.evaluators.black_box_evaluator import phrases_to_text
-from promptopt.evaluators.json_http_client import JSONHTTPClient
+from promptopt.evaluators.verbalizer_api_evaluator import VerbalizerAPIEvaluator
 from promptopt.tasks.losses import classification_loss
 
 
-class OpenAICompletionsEvaluator(BlackBoxEvaluator):
+class OpenAICompletionsEvaluator(VerbalizerAPIEvaluator):
     """Discrete-prompt losses from `/v1/completions` with `logprobs`.
 
     Text-only APIs take no embeddings, so a candidate is a vector `[P]` of
@@ -46,6 +44,8 @@ class OpenAICompletionsEvaluator(BlackBoxEvaluator):
     ```
     """
 
+    endpoint = "/completions"
+
     def __init__(self, base_url, texts, labels, classes, label_words, phrases,
                  separator="", model=None, top_logprobs=5, missing_penalty=1.0,
                  api_key=None, timeout=60.0, max_retries=5, backoff_seconds=0.5,
@@ -53,40 +53,26 @@ class OpenAICompletionsEvaluator(BlackBoxEvaluator):
                  journal_path=None):
         if not phrases:
             raise ValueError("phrases must be a non-empty list of text pieces.")
-        self.classes = [str(c) for c in classes]
-        self.label_words = {
-            str(c): [w] if isinstance(w, str) else list(w) for c, w in label_words.items()
-        }
-        missing = [c for c in self.classes if not self.label_words.get(c)]
-        if missing:
-            raise ValueError(f"No label words for class(es) {missing}.")
-        self.phrases = [str(p) for p in phrases]
-        self.separator = str(separator)
         self.model = model
         self.top_logprobs = int(top_logprobs)
         self.missing_penalty = float(missing_penalty)
-        self.client = JSONHTTPClient(
-            base_url, token=api_key, timeout=timeout, max_retries=max_retries,
-            backoff_seconds=backoff_seconds,
+        super().__init__(
+            base_url, texts, labels, classes, label_words, phrases=phrases,
+            separator=separator, token=api_key, timeout=timeout, max_retries=max_retries,
+            backoff_seconds=backoff_seconds, batch_size=batch_size, loss=loss, seed=seed,
+            concurrency=concurrency, journal_path=journal_path,
         )
-        super().__init__(texts, labels, batch_size=batch_size, loss=loss, seed=seed,
-                         concurrency=concurrency, journal_path=journal_path)
+        missing = [c for c in self.classes if not self.label_words.get(c)]
+        if missing:
+            raise ValueError(f"No label words for class(es) {missing}.")
 
     def _identity(self):
         return {
             **super()._identity(),
-            "endpoint": "/completions",
-            "classes": self.classes,
-            "label_words": self.label_words,
-            "phrases": self.phrases,
-            "separator": self.separator,
             "model": self.model,
             "top_logprobs": self.top_logprobs,
             "missing_penalty": self.missing_penalty,
         }
-
-    def prompt_text(self, candidate):
-        return phrases_to_text(candidate, self.phrases, self.separator)
 
     def class_scores(self, candidate, texts, key=None):
         """`(scores [B, C], total_tokens, attempts)` for `texts`."""
@@ -99,7 +85,7 @@ class OpenAICompletionsEvaluator(BlackBoxEvaluator):
         }
         if self.model is not None:
             body["model"] = self.model
-        reply, attempts = self.client.post("/completions", body, idempotency_key=key)
+        reply, attempts = self.client.post(self.endpoint, body, idempotency_key=key)
         choices = sorted(reply["choices"], key=lambda c: c["index"])
         if len(choices) != len(texts):
             raise ValueError(

@@ -1,19 +1,14 @@
 """Scores candidate prefixes with a local `PrefixModel`."""
 
 import numpy as np
-from keras import StatelessScope
 from keras import ops
 
-from promptopt.evaluators.base import Evaluation
-from promptopt.evaluators.candidate_layout import CandidateLayout
-from promptopt.evaluators.base import Evaluator
-from promptopt.evaluators.value_and_grad import compile_function
-from promptopt.evaluators.value_and_grad import make_value_and_grad
+from promptopt.evaluators.local_evaluator import LocalEvaluator
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.losses import classification_loss
 
 
-class PrefixEvaluator(Evaluator):
+class PrefixEvaluator(LocalEvaluator):
     """Losses (and gradients) of candidate prefixes, for every optimizer.
 
     The counterpart of `KerasEvaluator` for `PrefixModel`: each call scores
@@ -56,7 +51,7 @@ class PrefixEvaluator(Evaluator):
     ```
     """
 
-    provides_gradients = True
+    raw_parameters = "prefix"
 
     def __init__(
         self,
@@ -69,102 +64,38 @@ class PrefixEvaluator(Evaluator):
         parameters="prefix",
         seed=0,
     ):
-        if parameters not in ("prefix", "all"):
-            raise ValueError(
-                f"parameters must be 'prefix' or 'all', got {parameters!r}."
-            )
-        self.model = model
-        self.x = {k: np.asarray(v) for k, v in x.items()}
-        self.y = np.asarray(y, dtype="int32")
-        if len(self.y) == 0:
-            raise ValueError("PrefixEvaluator got no examples; give at least one.")
+        layer = model.prefix
+        variables = [layer.raw] + (
+            [] if layer.parameterization is None else list(layer.parameterization.weights)
+        )
+        super().__init__(model, x, y, variables, batch_size, loss, parameters, seed)
         self.is_classification = isinstance(model.task, VerbalizerClassification)
         if sample_weight is None:
             sample_weight = np.ones(self.y.shape, "float32")
         self.sample_weight = np.asarray(sample_weight, "float32")
-        self.batch_size = int(batch_size)
-        self.loss = loss
-        self.parameters = parameters
-        self.seed = int(seed)
         if self.is_classification:
             classification_loss(np.zeros((1, 2)), np.zeros(1), loss)  # validates
-        layer = model.prefix
-        self._variables = [layer.raw] + (
-            [] if layer.parameterization is None else list(layer.parameterization.weights)
-        )
-        self._layout = CandidateLayout(self._variables, first_only=parameters == "prefix")
-        self._forward = compile_function(self._loss_of)
-        self._forward_and_grad = make_value_and_grad(self._loss_of)
 
     @property
-    def candidate_shape(self):
-        return self._layout.shape
-
-    def initial_candidate(self):
-        """The model's current parameters, in candidate form."""
-        return self._layout.initial()
-
-    def assign(self, candidate):
-        """Writes a candidate (e.g. the run's best) into the model."""
-        self._layout.assign(candidate)
-
-    def _split(self, candidate):
-        return self._layout.split(candidate)
+    def _metric_name(self):
+        return "batch_accuracy" if self.is_classification else "token_likelihood"
 
     def batch(self, step):
-        n = len(self.y)
-        if self.batch_size >= n:
-            index = np.arange(n)
-        else:
-            rng = np.random.default_rng([self.seed, int(step)])
-            index = np.sort(rng.choice(n, size=self.batch_size, replace=False))
+        """`(x, y, sample_weight)` of `step`'s mini-batch."""
+        index = self._batch_indices(step)
         x = {k: v[index] for k, v in self.x.items()}
         return x, self.y[index], self.sample_weight[index]
 
+    def _loss_inputs(self, step):
+        return [(self.batch(step), 1.0)]
+
     def _loss_of(self, candidate_parts, x, y, weight):
-        raw = candidate_parts[0]
-        mlp = self.model.prefix.parameterization
-        if mlp is None:
-            prefix = raw
-        elif self.parameters == "all":
-            # Evaluate the MLP with the candidate's weights, statelessly.
-            mapping = list(zip(mlp.weights, candidate_parts[1:]))
-            with StatelessScope(state_mapping=mapping):
-                prefix = mlp(raw)
-        else:
-            prefix = mlp(raw)
+        prefix = self._materialize(candidate_parts, self.model.prefix.parameterization)
         outputs = self.model(x, prefix=prefix)
         if self.is_classification:
-            per_example = classification_loss(outputs, y, self.loss)
-            accuracy = ops.mean(
-                ops.cast(ops.argmax(outputs, axis=-1) == ops.cast(y, "int32"), "float32")
-            )
-            return ops.mean(per_example), accuracy
+            return self._classification_loss(outputs, y)
         logp = ops.log_softmax(ops.cast(outputs, "float32"), axis=-1)  # [B, T, V]
         token_logp = ops.take_along_axis(logp, ops.cast(y, "int32")[..., None], axis=-1)[..., 0]
         total = ops.maximum(ops.sum(weight), 1.0)
         loss = -ops.sum(token_logp * weight) / total
         return loss, ops.exp(-loss)  # second output: per-token likelihood
-
-    def evaluate(self, candidates, step, compute_gradients=False):
-        x, y, weight = self.batch(step)
-        losses, grads, extras = [], [], []
-        for candidate in np.asarray(candidates, dtype="float32"):
-            parts = self._split(candidate)
-            if compute_gradients:
-                (loss, extra), part_grads = self._forward_and_grad(parts, x, y, weight)
-                grads.append(
-                    np.concatenate([np.asarray(g).reshape(-1) for g in part_grads])
-                    .reshape(candidate.shape)
-                )
-            else:
-                loss, extra = self._forward(parts, x, y, weight)
-            losses.append(float(ops.convert_to_numpy(loss)))
-            extras.append(float(ops.convert_to_numpy(extra)))
-        name = "batch_accuracy" if self.is_classification else "token_likelihood"
-        return Evaluation(
-            losses=np.array(losses),
-            grads=np.stack(grads) if compute_gradients else None,
-            forward_calls=len(losses),
-            metrics={name: float(np.mean(extras))},
-        )

@@ -4,11 +4,9 @@ import numpy as np
 from keras import ops
 
 from promptopt.adapters.llama import LlamaAdapter
-from promptopt.evaluators.base import Evaluation
 from promptopt.evaluators.keras_evaluator import KerasEvaluator
 from promptopt.evaluators.value_and_grad import compile_function
 from promptopt.tasks.classification import VerbalizerClassification
-from promptopt.tasks.losses import classification_loss
 
 
 class SharedInputEvaluator(KerasEvaluator):
@@ -72,7 +70,6 @@ class SharedInputEvaluator(KerasEvaluator):
             raise ValueError("SharedInputEvaluator needs prompt_length >= 1.")
         super().__init__(model, x, y, batch_size, loss, parameters, seed)
         self._shared_pass = compile_function(self._input_caches)
-        self._score = compile_function(self._loss_from_caches)
 
     def _layers(self):
         return self.model.backbone.transformer_layers
@@ -102,7 +99,15 @@ class SharedInputEvaluator(KerasEvaluator):
             caches.append(cache)
         return caches
 
-    def _loss_from_caches(self, candidate_parts, caches, padding_mask, y):
+    def _loss_inputs(self, step):
+        # One group: the mini-batch's caches, computed once for all K.
+        x, y = self.batch(step)
+        token_ids, padding_mask = _left_align(x["token_ids"], x["padding_mask"])
+        caches = self._shared_pass(token_ids, padding_mask)
+        return [((caches, padding_mask, y), 1.0)]
+
+    def _loss_of(self, candidate_parts, caches, padding_mask, y):
+        """Runs only the P prompt vectors, against the input's caches."""
         prompt = self._prompt_of(candidate_parts)  # [P, H]
         batch, length = ops.shape(padding_mask)[0], ops.shape(padding_mask)[1]
         p = self.model.prompt_length
@@ -125,11 +130,7 @@ class SharedInputEvaluator(KerasEvaluator):
         # The answer is read at the last prompt vector.
         answer = self.model.backbone.layer_norm(x[:, -1, :], training=False)
         scores = self.model.task.scores_at_answer(self.model.adapter, answer)
-        per_example = classification_loss(scores, y, self.loss)
-        accuracy = ops.mean(
-            ops.cast(ops.argmax(scores, axis=-1) == ops.cast(y, "int32"), "float32")
-        )
-        return ops.mean(per_example), accuracy
+        return self._classification_loss(scores, y)
 
     def evaluate(self, candidates, step, compute_gradients=False):
         if compute_gradients:
@@ -137,19 +138,7 @@ class SharedInputEvaluator(KerasEvaluator):
                 "SharedInputEvaluator scores forward only; use KerasEvaluator "
                 "for optimizers that need gradients."
             )
-        x, y = self.batch(step)
-        token_ids, padding_mask = _left_align(x["token_ids"], x["padding_mask"])
-        caches = self._shared_pass(token_ids, padding_mask)
-        losses, accuracies = [], []
-        for candidate in np.asarray(candidates, dtype="float32"):
-            loss, accuracy = self._score(self._split(candidate), caches, padding_mask, y)
-            losses.append(float(ops.convert_to_numpy(loss)))
-            accuracies.append(float(ops.convert_to_numpy(accuracy)))
-        return Evaluation(
-            losses=np.array(losses),
-            forward_calls=len(losses),
-            metrics={"batch_accuracy": float(np.mean(accuracies))},
-        )
+        return super().evaluate(candidates, step)
 
 
 def _left_align(token_ids, padding_mask):

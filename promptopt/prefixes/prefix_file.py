@@ -1,22 +1,26 @@
 """A prefix saved on its own: `.npz` with metadata that guards it."""
 
 import dataclasses
-import json
-import os
-import tempfile
 
 import numpy as np
 
 from promptopt.prompts.prompt_file import PromptMismatchError
+from promptopt.prompts.tagged_npz import TaggedNPZ
+
+_NPZ = TaggedNPZ(
+    "prefix",
+    save_hint="Save prefixes with PrefixModel.save_prefix().",
+    missing_tag="its metadata has no promptopt prefix tag",
+)
 
 
 @dataclasses.dataclass
 class PrefixFile:
     """A materialized prefix `[L, 2, P, N, D]` plus its model's identity.
 
-    Like `PromptFile` (no pickle; one array, one JSON string), with the
-    prefixed attention sites recorded so a T5 prefix is never read with
-    another site layout.
+    Like `PromptFile` (no pickle; one array, one JSON string; written and
+    read by `TaggedNPZ`), with the prefixed attention sites recorded so a
+    T5 prefix is never read with another site layout.
 
     Args:
         prefix: float32 array `[L, 2, P, N, D]`.
@@ -39,46 +43,19 @@ class PrefixFile:
 
     def save(self, path):
         """Writes atomically, so an interrupted save never leaves a torn file."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
         metadata = {
-            "format": "promptopt.prefix",
+            "format": _NPZ.format_tag,
             "model_id": self.model_id,
             "embedding_hash": self.embedding_hash,
             "sites": list(self.sites),
             "shape": list(np.shape(self.prefix)),
             "extra": self.extra,
         }
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    prefix=np.asarray(self.prefix, dtype="float32"),
-                    metadata=np.array(json.dumps(metadata)),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        return path
+        return _NPZ.save(path, self.prefix, metadata)
 
     @classmethod
     def load(cls, path):
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                prefix = np.asarray(data["prefix"], dtype="float32")
-                metadata = json.loads(str(data["metadata"]))
-            if metadata.get("format") != "promptopt.prefix":
-                raise ValueError("its metadata has no promptopt prefix tag")
-        except (KeyError, ValueError, OSError, AttributeError) as e:
-            raise ValueError(
-                f"{path} is not a promptopt prefix file ({e}). Save prefixes "
-                "with PrefixModel.save_prefix()."
-            ) from None
+        prefix, metadata = _NPZ.load(path)
         return cls(
             prefix=prefix,
             model_id=metadata["model_id"],

@@ -2,13 +2,18 @@
 
 import dataclasses
 import hashlib
-import json
 import os
-import tempfile
 
 import numpy as np
 
+from promptopt.prompts.tagged_npz import TaggedNPZ
+
 FORMAT_VERSION = 1
+_NPZ = TaggedNPZ(
+    "prompt",
+    save_hint="Save prompts with PromptedModel.save_prompt().",
+    missing_tag="its metadata has no promptopt format tag",
+)
 
 
 class PromptMismatchError(ValueError):
@@ -33,9 +38,9 @@ def embedding_fingerprint(embeddings):
 class PromptFile:
     """A materialized prompt `[P, H]` plus the identity of its model.
 
-    Saved as `.npz` (no pickle): the prompt array and one JSON string of
-    metadata. `check_compatible` refuses a model with another hidden size or
-    another embedding table.
+    Saved as `.npz` (no pickle; written and read by `TaggedNPZ`): the prompt
+    array and one JSON string of metadata. `check_compatible` refuses a
+    model with another hidden size or another embedding table.
 
     Args:
         prompt: float32 array `[P, H]`.
@@ -65,7 +70,7 @@ class PromptFile:
 
     def metadata(self):
         return {
-            "format": "promptopt.prompt",
+            "format": _NPZ.format_tag,
             "format_version": FORMAT_VERSION,
             "model_id": self.model_id,
             "hidden_dim": self.hidden_dim,
@@ -76,46 +81,14 @@ class PromptFile:
 
     def save(self, path):
         """Writes atomically, so an interrupted save never leaves a torn file."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    prompt=np.asarray(self.prompt, dtype="float32"),
-                    metadata=np.array(json.dumps(self.metadata())),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        return path
+        return _NPZ.save(path, self.prompt, self.metadata())
 
     @classmethod
     def load(cls, path):
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No prompt file at {path}.")
-        try:
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                # A bare .npy array has no metadata to guard it.
-                raise ValueError("it holds a bare array, not an .npz archive")
-            with data:
-                prompt = np.asarray(data["prompt"], dtype="float32")
-                metadata = json.loads(str(data["metadata"]))
-            if not isinstance(metadata, dict):
-                raise ValueError("its metadata is not a JSON object")
-            if metadata.get("format") != "promptopt.prompt":
-                raise ValueError("its metadata has no promptopt format tag")
-        except (KeyError, ValueError, OSError) as e:
-            raise ValueError(
-                f"{path} is not a promptopt prompt file ({e}). Save prompts "
-                "with PromptedModel.save_prompt()."
-            ) from None
+        prompt, metadata = _NPZ.load(path)
         stated = [metadata.get("prompt_length"), metadata.get("hidden_dim")]
         if list(prompt.shape) != stated:
             raise ValueError(
