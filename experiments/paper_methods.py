@@ -153,8 +153,10 @@ def cma_es_row(task, seed, test_size, forward_calls, init="labels", logdir=None,
     return common.cached(EXPERIMENT, name, compute if run else None)
 
 
-def results_name(task_name):
-    return "paper_methods" if task_name == "sst2" else f"paper_methods_{task_name}"
+def results_name(task_name, steps=40):
+    """results/<name>.md: one file per task (and per step budget other than 40)."""
+    name = "paper_methods" if task_name == "sst2" else f"paper_methods_{task_name}"
+    return name if steps == 40 else f"{name}_steps{steps}"
 
 
 def command(args):
@@ -204,7 +206,7 @@ def report(args, task, test_count, rows):
             + f" | {common.mean_std(values)}"
             + f" | {f'{np.mean(losses):.3f}' if losses else '-'} | {seconds:.0f} |"
         )
-    common.write_markdown(results_name(task.name) + ".md", lines)
+    common.write_markdown(results_name(task.name, args.steps) + ".md", lines)
 
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -220,7 +222,8 @@ def report(args, task, test_count, rows):
     ax.set_title(f"SmolLM2-135M, {task.name} 16-shot, 5 seeds (dots), mean ± std")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(os.path.join(common.RESULTS, results_name(task.name) + ".png"), dpi=110)
+    fig.savefig(os.path.join(common.RESULTS, results_name(task.name, args.steps) + ".png"),
+                dpi=110)
     plt.close(fig)
 
 
