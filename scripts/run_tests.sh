@@ -7,8 +7,9 @@
 #    adapters, prefixes, optimizers, the runner, the local evaluators and the
 #    TensorBoard logger. promptopt's layers are written with keras.ops, and
 #    this is what holds them to it. It runs in .venv-jax (made by
-#    scripts/setup_venv.sh: .venv's packages plus JAX). (The server, the CLI and the HTTP tests
-#    exercise no backend-specific code of their own; PyTorch is not run.)
+#    scripts/setup_venv.sh: .venv's packages plus JAX). The server, the CLI
+#    and the HTTP tests exercise no backend-specific code of their own;
+#    PyTorch is not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python -m pytest -q -rs "$@"
