@@ -159,11 +159,15 @@ def results_name(task_name, steps=40):
     return name if steps == 40 else f"{name}_steps{steps}"
 
 
-def command(args):
-    """The command that computes (or, from the cache, reports) every row."""
-    return (f"python -m experiments.paper_methods --task {args.task} --test-size {args.test_size} "
-            f"--steps {args.steps} --cma-forward-calls {args.cma_forward_calls} "
-            f"--icl-per-class {args.icl_per_class}")
+def command(args, methods):
+    """The command that computes (or, from the cache, reports) the rows of `methods`."""
+    text = (f"python -m experiments.paper_methods --task {args.task} --test-size {args.test_size} "
+            f"--steps {args.steps} --icl-per-class {args.icl_per_class}")
+    if "cma-es" in methods:
+        text += f" --cma-forward-calls {args.cma_forward_calls}"
+    if list(methods) != list(METHODS):
+        text += " --methods " + " ".join(methods)
+    return text
 
 
 def report(args, task, test_count, rows):
@@ -175,18 +179,21 @@ def report(args, task, test_count, rows):
     lines = [
         f"# {task.name} 16-shot, 5 seeds: methods of the papers on SmolLM2-135M-Instruct",
         "",
-        f"Command: `{command(args)}`",
+        f"Command: `{command(args, methods)}`",
         "",
         f"Test accuracy (%) on {subset}. Prompt tuning / residual: 20 tokens, label-word init, "
         f"AdamW lr {args.lr:g}, {args.steps} steps x 8 examples, last iterate. Prefix tuning: "
         f"{args.prefix_length} K/V prefixes per layer from the label words' activations, AdamW lr "
-        f"{args.prefix_lr:g}, same steps. CMA-ES (BBT): 20-token suffix prompt, label-word p0, "
-        f"d = 500, popsize 20, {args.cma_forward_calls} forward calls of the whole training split, "
-        "bfloat16 backbone, best-so-far candidate (its final train loss is on the whole "
-        "training split; the others' is the mean of the last 4 mini-batches). Trained weights: "
-        "prompt 11,520 (20 x 576), residual the same plus its MLP, prefix "
-        f"{args.prefix_length * 30 * 2 * 3 * 64:,} (P x 30 layers x K,V x 3 heads x 64); CMA-ES "
-        "searches 500 dimensions. In-context: "
+        f"{args.prefix_lr:g}, same steps. "
+        + (f"CMA-ES (BBT): 20-token suffix prompt, label-word p0, d = 500, popsize 20, "
+           f"{args.cma_forward_calls} forward calls of the whole training split, bfloat16 "
+           "backbone, best-so-far candidate (its final train loss is on the whole training "
+           "split; the others' is the mean of the last 4 mini-batches). "
+           if "cma-es" in methods else "")
+        + "Trained weights: prompt 11,520 (20 x 576), residual the same plus its MLP, prefix "
+        f"{args.prefix_length * 30 * 2 * 3 * 64:,} (P x 30 layers x K,V x 3 heads x 64)"
+        + ("; CMA-ES searches 500 dimensions" if "cma-es" in methods else "")
+        + ". In-context: "
         f"{args.icl_per_class} demonstration(s) per class. Zero-shot uses no training data, so "
         "its number is the same for every seed (std 0 by construction). 2 CPU cores.",
         "",
