@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from promptopt.prefixes.cache_gradient import ensure_cache_update_gradient
+from promptopt.prefixes.prefixed_adapter import PrefixedAdapter
 
 
 def batched_prefix(prefix, batch):
@@ -12,7 +12,7 @@ def batched_prefix(prefix, batch):
     return ops.broadcast_to(prefix[None], (batch,) + tuple(prefix.shape))
 
 
-class PrefixedDecoderOnlyAdapter:
+class PrefixedDecoderOnlyAdapter(PrefixedAdapter):
     """A decoder-only adapter whose every attention layer sees a K/V prefix.
 
     Prefix tuning (Li & Liang 2021, Sec. 4.2) prepends `P` trainable
@@ -49,36 +49,10 @@ class PrefixedDecoderOnlyAdapter:
 
     is_encoder_decoder = False
 
-    def __init__(self, adapter, prefix):
-        ensure_cache_update_gradient()
-        self.adapter = adapter
-        self.backbone = adapter.backbone
-        self.prefix = prefix
-        self.prefix_length = int(prefix.shape[-3])
-
     @staticmethod
     def prefix_shape(adapter, prefix_length):
         """`(L, 2, P, N, D)` for `adapter`'s backbone."""
         return tuple(adapter.cache_shape(1, int(prefix_length))[1:])
-
-    # Delegated unchanged: the prefix does not touch embeddings or the head.
-    @property
-    def hidden_dim(self):
-        return self.adapter.hidden_dim
-
-    @property
-    def vocabulary_size(self):
-        return self.adapter.vocabulary_size
-
-    @property
-    def embedding_matrix(self):
-        return self.adapter.embedding_matrix
-
-    def embed_tokens(self, token_ids):
-        return self.adapter.embed_tokens(token_ids)
-
-    def token_logits(self, hidden):
-        return self.adapter.token_logits(hidden)
 
     def decode(self, embeddings, padding_mask):
         """`[B, S, H]` -> `[B, S, H]`, reading the prefix in every layer."""

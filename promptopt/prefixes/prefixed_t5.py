@@ -2,13 +2,13 @@
 
 from keras import ops
 
-from promptopt.prefixes.cache_gradient import ensure_cache_update_gradient
+from promptopt.prefixes.prefixed_adapter import PrefixedAdapter
 from promptopt.prefixes.prefixed_decoder_only import batched_prefix
 
 T5_SITES = ("encoder", "decoder", "cross")
 
 
-class PrefixedT5Adapter:
+class PrefixedT5Adapter(PrefixedAdapter):
     """A `T5Adapter` whose attention layers see K/V prefixes.
 
     Li & Liang (2021, Sec. 4.2) prefix an encoder-decoder model on both
@@ -43,12 +43,8 @@ class PrefixedT5Adapter:
     is_encoder_decoder = True
 
     def __init__(self, adapter, prefix, sites=T5_SITES):
-        ensure_cache_update_gradient()
-        self.adapter = adapter
-        self.backbone = adapter.backbone
-        self.prefix = prefix
+        super().__init__(adapter, prefix)
         self.sites = tuple(sites)
-        self.prefix_length = int(prefix.shape[-3])
         expected = self.prefix_shape(adapter, self.prefix_length, self.sites)
         if tuple(prefix.shape[-5:]) != expected:
             raise ValueError(
@@ -71,26 +67,8 @@ class PrefixedT5Adapter:
         )
 
     @property
-    def hidden_dim(self):
-        return self.adapter.hidden_dim
-
-    @property
-    def vocabulary_size(self):
-        return self.adapter.vocabulary_size
-
-    @property
-    def embedding_matrix(self):
-        return self.adapter.embedding_matrix
-
-    @property
     def decoder_start_token_id(self):
         return self.adapter.decoder_start_token_id
-
-    def embed_tokens(self, token_ids):
-        return self.adapter.embed_tokens(token_ids)
-
-    def token_logits(self, hidden):
-        return self.adapter.token_logits(hidden)
 
     def _site(self, name, batch, dtype):
         """The prefix of one site, `[B, layers, 2, P, N, D]`, or None."""
