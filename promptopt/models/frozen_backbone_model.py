@@ -8,6 +8,7 @@ from promptopt.adapters import adapter_for
 from promptopt.models.cached_generator import CachedGenerator
 from promptopt.models.tokenizer_config import deserialize_tokenizer
 from promptopt.models.tokenizer_config import serialize_tokenizer
+from promptopt.prompts.prompt_file import FORMAT_VERSION
 from promptopt.prompts.prompt_file import embedding_fingerprint
 from promptopt.tasks import deserialize_task
 from promptopt.tasks import serialize_task
@@ -79,7 +80,7 @@ class FrozenBackboneModel(keras.Model):
         self.seed = int(seed)
         self.max_length = int(max_length)
         self.adapter = adapter_for(backbone)
-        self._fingerprint = None
+        self._fingerprints = {}  # format version -> embedding fingerprint
 
     def _adapter_and_prompt(self, trained=None):
         """The adapter and prompt `[P, H]` the task runs with."""
@@ -230,10 +231,17 @@ class FrozenBackboneModel(keras.Model):
         """The backbone's input embeddings as numpy `[V, H]`."""
         return np.asarray(ops.convert_to_numpy(self.adapter.embedding_matrix))
 
-    def embedding_hash(self):
-        if self._fingerprint is None:
-            self._fingerprint = embedding_fingerprint(self.embedding_table())
-        return self._fingerprint
+    def embedding_hash(self, format_version=FORMAT_VERSION):
+        """The embedding table's fingerprint as files of `format_version` hold it.
+
+        The current version is the same for this backbone in float32 and
+        bfloat16, so their saved prompts and prefixes load into each other.
+        """
+        if format_version not in self._fingerprints:
+            self._fingerprints[format_version] = embedding_fingerprint(
+                self.embedding_table(), format_version
+            )
+        return self._fingerprints[format_version]
 
     def _save_trained(self, file_class, path, extra, **contents):
         """Saves `file_class(**contents)` stamped with this model's identity.

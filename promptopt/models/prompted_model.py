@@ -150,7 +150,7 @@ class PromptedModel(FrozenBackboneModel):
         prompt_file = PromptFile.load(path)
         prompt_file.check_compatible(
             self.model_id,
-            self.embedding_hash(),
+            self.embedding_hash(prompt_file.format_version),
             self.adapter.hidden_dim,
             source=f"file {path}",
         )

@@ -180,7 +180,7 @@ class PrefixModel(FrozenBackboneModel):
         prefix_file = PrefixFile.load(path)
         prefix_file.check_compatible(
             self.model_id,
-            self.embedding_hash(),
+            self.embedding_hash(prefix_file.format_version),
             self.prefix.prefix_shape,
             self.sites,
             source=f"file {path}",

@@ -1,6 +1,8 @@
+import hashlib
 import json
 import os
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -45,7 +47,7 @@ def test_metadata_names_model_sizes_and_hash(tmp_path):
     metadata = prompt_file.metadata()
     assert metadata == {
         "format": "promptopt.prompt",
-        "format_version": 1,
+        "format_version": 2,
         "model_id": "smollm2",
         "hidden_dim": 8,
         "prompt_length": 5,
@@ -185,31 +187,139 @@ def test_check_compatible_refuses_other_embeddings():
         )
 
 
-def test_fingerprint_is_a_stable_16_digit_hex_string():
+def test_check_compatible_tells_an_old_file_how_to_be_renewed():
+    old = PromptFile(_prompt(), "m", HASH, format_version=1)
+    with pytest.raises(
+        PromptMismatchError,
+        match=r"the weights differ, so the prompt would mean something else\. "
+        r"Load it into the model it was tuned for\. Its format version 1 hash "
+        r"is of the exact float32 weights: load it into the float32 model, not "
+        r"a cast_backbone copy, and save it again",
+    ):
+        old.check_compatible("m", "fedcba9876543210", 4)
+
+
+def _version_1_fingerprint(table):
+    # The version 1 algorithm, written out: shape, then exact float32 bytes.
+    array = np.ascontiguousarray(table, dtype="float32")
+    digest = hashlib.sha256(str(array.shape).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def test_a_version_1_file_loads_with_its_version_and_float32_hash(tmp_path):
+    table = _prompt(6, 4, seed=2)
+    old_hash = _version_1_fingerprint(table)
+    assert embedding_fingerprint(table, format_version=1) == old_hash
+    assert embedding_fingerprint(table) != old_hash
+    metadata = {
+        "format": "promptopt.prompt",
+        "format_version": 1,
+        "model_id": "m",
+        "hidden_dim": 4,
+        "prompt_length": 3,
+        "embedding_hash": old_hash,
+        "extra": {},
+    }
+    path = tmp_path / "old.npz"
+    np.savez(path, prompt=_prompt(), metadata=np.array(json.dumps(metadata)))
+    loaded = PromptFile.load(path)
+    assert loaded.format_version == 1
+    loaded.check_compatible("m", embedding_fingerprint(table, 1), 4)
+    with pytest.raises(PromptMismatchError, match="format version 1 hash"):
+        loaded.check_compatible("m", embedding_fingerprint(table), 4)
+    # Saved again, it stays a consistent version 1 file.
+    assert PromptFile.load(loaded.save(tmp_path / "again.npz")).format_version == 1
+
+
+def test_a_file_of_an_unknown_version_is_refused(tmp_path):
+    metadata = dict(PromptFile(_prompt(), "m", HASH).metadata(), format_version=3)
+    path = tmp_path / "new.npz"
+    np.savez(path, prompt=_prompt(), metadata=np.array(json.dumps(metadata)))
+    with pytest.raises(
+        ValueError,
+        match=r"new\.npz has format version 3, but this promptopt reads "
+        r"versions 1 to 2\. Upgrade promptopt to load it\.",
+    ):
+        PromptFile.load(path)
+    with pytest.raises(ValueError, match="Unknown format version 3"):
+        embedding_fingerprint(_prompt(), format_version=3)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_fingerprint_is_a_stable_16_digit_hex_string(version):
     table = _prompt(6, 3)
-    fingerprint = embedding_fingerprint(table)
+    fingerprint = embedding_fingerprint(table, version)
     assert len(fingerprint) == 16
     int(fingerprint, 16)
-    assert embedding_fingerprint(table.copy()) == fingerprint
+    assert embedding_fingerprint(table.copy(), version) == fingerprint
     # Any float dtype or memory layout of the same values gives the same hash.
-    assert embedding_fingerprint(table.astype("float64")) == fingerprint
-    assert embedding_fingerprint(np.asfortranarray(table)) == fingerprint
+    assert embedding_fingerprint(table.astype("float64"), version) == fingerprint
+    assert embedding_fingerprint(np.asfortranarray(table), version) == fingerprint
+    other = embedding_fingerprint(table, 3 - version)
+    assert other != fingerprint
 
 
-def test_fingerprint_changes_when_any_single_element_changes():
+def test_fingerprint_is_unchanged_by_casting_to_bfloat16_and_back():
+    table = _prompt(50, 8, seed=3)
+    half = table.astype(ml_dtypes.bfloat16)
+    assert not np.array_equal(half.astype("float32"), table)  # rounding happened
+    fingerprint = embedding_fingerprint(table)
+    assert embedding_fingerprint(half) == fingerprint
+    assert embedding_fingerprint(half.astype("float32")) == fingerprint
+    # Version 1 hashed the exact bytes, so a bfloat16 copy differed.
+    assert embedding_fingerprint(half, 1) != embedding_fingerprint(table, 1)
+
+
+def test_bfloat16_rounding_is_the_casts_even_at_ties_and_extremes():
+    # Halfway cases (both parities), subnormals, the float32 maximum (which
+    # rounds up to inf), inf and signed zero: each must round as the cast.
+    bits = np.array(
+        [0x3F808000, 0x3F818000, 0xBF808000, 0x00008000, 0x00018001,
+         0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x80000000, 0x3F80FFFF],
+        dtype="uint32",
+    )
+    special = bits.view("float32")
+    for value in special:
+        cast = np.array([value]).astype(ml_dtypes.bfloat16)
+        assert embedding_fingerprint([value]) == embedding_fingerprint(cast), value
+    # And the hash sees the difference between neighbouring bfloat16 values.
+    assert embedding_fingerprint(special[:1]) != embedding_fingerprint(special[1:2])
+
+
+def test_fingerprint_ignores_changes_within_bfloat16_rounding_only():
     table = _prompt(5, 3)
     reference = embedding_fingerprint(table)
+    halves = table.astype(ml_dtypes.bfloat16)
+    seen = {reference}
+    for index in np.ndindex(table.shape):
+        # The smallest float32 change is below bfloat16's resolution (unless
+        # it crosses a rounding boundary, which random values never hit) ...
+        tiny = table.copy()
+        tiny[index] = np.nextafter(tiny[index], np.float32(np.inf))
+        assert embedding_fingerprint(tiny) == reference
+        # ... while moving one entry to the next bfloat16 value is seen.
+        changed = halves.copy()
+        changed[index] = np.nextafter(changed[index], np.inf, dtype=changed.dtype)
+        seen.add(embedding_fingerprint(changed))
+    assert len(seen) == table.size + 1
+
+
+def test_version_1_fingerprint_changes_when_any_single_element_changes():
+    table = _prompt(5, 3)
+    reference = embedding_fingerprint(table, 1)
     seen = {reference}
     for index in np.ndindex(table.shape):
         changed = table.copy()
         # The smallest possible change: the next float32 up.
         changed[index] = np.nextafter(changed[index], np.float32(np.inf))
-        seen.add(embedding_fingerprint(changed))
+        seen.add(embedding_fingerprint(changed, 1))
     assert len(seen) == table.size + 1
 
 
-def test_fingerprint_depends_on_the_shape_not_only_the_bytes():
+@pytest.mark.parametrize("version", [1, 2])
+def test_fingerprint_depends_on_the_shape_not_only_the_bytes(version):
     table = _prompt(6, 2)
-    assert embedding_fingerprint(table) != embedding_fingerprint(
-        table.reshape(3, 4)
+    assert embedding_fingerprint(table, version) != embedding_fingerprint(
+        table.reshape(3, 4), version
     )
