@@ -1,8 +1,14 @@
-"""The `promptopt` command line."""
+"""The `promptopt` command line.
+
+Building the parser imports nothing heavy: each command loads Keras and
+TensorFlow only when it runs, so `promptopt --help` answers at once.
+"""
 
 import argparse
 import sys
 
+from promptopt.cli import eval_command
+from promptopt.cli import predict_command
 from promptopt.cli import serve_command
 from promptopt.cli import tune_command
 
@@ -15,12 +21,32 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     tune = commands.add_parser(
         "tune",
-        help="train a soft prompt and report test accuracy before and after",
-        description="Train a soft prompt on a classification task. With no "
-        "data arguments it runs a small built-in demo task.",
+        help="tune a prompt or prefix with any method and report test accuracy",
+        description="Tune a soft prompt, per-layer prefixes or a text prompt on a "
+        "classification task, with gradients or derivative-free search, through one "
+        "training loop (checkpointed every step; rerun to resume). With no data "
+        "arguments it runs a small built-in demo task.",
+        epilog=tune_command.method_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tune_command.add_arguments(tune)
     tune.set_defaults(handler=tune_command.run_tune)
+    evaluate = commands.add_parser(
+        "eval",
+        help="accuracy of a saved prompt or prefix on a labelled file",
+        description="Score a prompt.npz, prefix.npz or prompt.json from promptopt tune on "
+        "labelled examples. A prompt made for another model is refused.",
+    )
+    eval_command.add_arguments(evaluate)
+    evaluate.set_defaults(handler=eval_command.run_eval)
+    predict = commands.add_parser(
+        "predict",
+        help="classes and class probabilities of unlabelled texts, as CSV or JSONL",
+        description="Classify the rows of a file with a saved prompt or prefix; writes the "
+        "class and the probability of every class per row.",
+    )
+    predict_command.add_arguments(predict)
+    predict.set_defaults(handler=predict_command.run_predict)
     serve = commands.add_parser(
         "serve",
         help="serve a frozen model over HTTP (scores, OpenAI-style completions)",

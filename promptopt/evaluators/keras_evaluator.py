@@ -37,6 +37,11 @@ class KerasEvaluator(LocalEvaluator):
             over the groups, equal to the unbucketed one. Fewer padded
             positions cost less compute when lengths vary (SST-2: 5 to 60
             tokens), at the price of n smaller forward passes.
+        chunk_size: int or None. A mini-batch of more than `chunk_size`
+            examples is scored in length-sorted chunks of at most that many
+            (at least `length_buckets` of them), so that a search can score
+            every candidate on the whole training set (as BBT does) within
+            bounded memory; the loss is the same size-weighted mean.
 
     Example:
     ```python
@@ -57,13 +62,19 @@ class KerasEvaluator(LocalEvaluator):
         parameters="prompt",
         seed=0,
         length_buckets=1,
+        chunk_size=None,
     ):
         if int(length_buckets) < 1:
             raise ValueError(
                 f"length_buckets must be a positive int, got {length_buckets!r}; "
                 "use 1 to pad every mini-batch as one group."
             )
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValueError(
+                f"chunk_size must be a positive int or None, got {chunk_size!r}."
+            )
         self.length_buckets = int(length_buckets)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         super().__init__(
             model, x, y, model.soft_prompt.weights, batch_size, loss, parameters, seed
         )
@@ -82,11 +93,17 @@ class KerasEvaluator(LocalEvaluator):
         return self._materialize(candidate_parts, self.model.soft_prompt.parameterization)
 
     def _buckets(self, x, y):
-        """Splits a mini-batch into `length_buckets` groups of similar length."""
-        if self.length_buckets == 1:
+        """Splits a mini-batch into groups of similar length.
+
+        `length_buckets` groups, or more when `chunk_size` asks for them.
+        """
+        count = self.length_buckets
+        if self.chunk_size is not None:
+            count = max(count, -(-len(y) // self.chunk_size))
+        if count == 1:
             return [(x, y)]
         lengths = x["padding_mask"].sum(axis=1)
-        groups = np.array_split(np.argsort(lengths, kind="stable"), self.length_buckets)
+        groups = np.array_split(np.argsort(lengths, kind="stable"), count)
         out = []
         for rows in groups:
             if len(rows) == 0:

@@ -40,6 +40,9 @@ class PrefixEvaluator(LocalEvaluator):
         loss: classification loss name (ignored for LM).
         parameters: "prefix" or "all".
         seed: int, for mini-batch sampling.
+        chunk_size: int or None: a mini-batch of more examples is scored in
+            chunks of at most this many (the loss is their size-weighted
+            mean), so a search can score the whole training set.
 
     Example:
     ```python
@@ -63,11 +66,17 @@ class PrefixEvaluator(LocalEvaluator):
         loss="cross_entropy",
         parameters="prefix",
         seed=0,
+        chunk_size=None,
     ):
         layer = model.prefix
         variables = [layer.raw] + (
             [] if layer.parameterization is None else list(layer.parameterization.weights)
         )
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValueError(
+                f"chunk_size must be a positive int or None, got {chunk_size!r}."
+            )
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         super().__init__(model, x, y, variables, batch_size, loss, parameters, seed)
         self.is_classification = isinstance(model.task, VerbalizerClassification)
         if sample_weight is None:
@@ -87,7 +96,20 @@ class PrefixEvaluator(LocalEvaluator):
         return x, self.y[index], self.sample_weight[index]
 
     def _loss_inputs(self, step):
-        return [(self.batch(step), 1.0)]
+        x, y, weight = self.batch(step)
+        if self.chunk_size is None or len(y) <= self.chunk_size:
+            return [((x, y, weight), 1.0)]
+        # Length-sorted chunks, each trimmed to its longest row.
+        lengths = x["padding_mask"].sum(axis=1) if "padding_mask" in x else None
+        order = np.arange(len(y)) if lengths is None else np.argsort(lengths, kind="stable")
+        groups = []
+        for rows in np.array_split(order, -(-len(y) // self.chunk_size)):
+            chunk = {k: v[rows] for k, v in x.items()}
+            if lengths is not None and self.is_classification:
+                width = max(int(lengths[rows].max()), 1)
+                chunk = {k: v[:, :width] for k, v in chunk.items()}
+            groups.append(((chunk, y[rows], weight[rows]), len(rows) / len(y)))
+        return groups
 
     def _loss_of(self, candidate_parts, x, y, weight):
         prefix = self._materialize(candidate_parts, self.model.prefix.parameterization)

@@ -33,7 +33,9 @@ class SharedInputEvaluator(KerasEvaluator):
     Args:
         model: a `PromptedModel` with a Llama-family backbone and a
             `VerbalizerClassification(..., placement="suffix")` task.
-        x, y, batch_size, loss, parameters, seed: as for `KerasEvaluator`.
+        x, y, batch_size, loss, parameters, seed, chunk_size: as for
+            `KerasEvaluator`. When a batch is the whole training set (as
+            BBT scores it), its caches are computed once for the whole run.
 
     Example:
     ```python
@@ -47,7 +49,8 @@ class SharedInputEvaluator(KerasEvaluator):
     provides_gradients = False
 
     def __init__(
-        self, model, x, y, batch_size=32, loss="cross_entropy", parameters="prompt", seed=0
+        self, model, x, y, batch_size=32, loss="cross_entropy", parameters="prompt", seed=0,
+        chunk_size=None,
     ):
         task = model.task
         if not (
@@ -68,8 +71,10 @@ class SharedInputEvaluator(KerasEvaluator):
             )
         if model.prompt_length < 1:
             raise ValueError("SharedInputEvaluator needs prompt_length >= 1.")
-        super().__init__(model, x, y, batch_size, loss, parameters, seed)
+        super().__init__(model, x, y, batch_size, loss, parameters, seed,
+                         chunk_size=chunk_size)
         self._shared_pass = compile_function(self._input_caches)
+        self._whole_set_groups = None
 
     def _layers(self):
         return self.model.backbone.transformer_layers
@@ -100,11 +105,20 @@ class SharedInputEvaluator(KerasEvaluator):
         return caches
 
     def _loss_inputs(self, step):
-        # One group: the mini-batch's caches, computed once for all K.
+        # The mini-batch's caches, computed once for all K candidates (per
+        # chunk); the whole training set's, once for the whole run.
+        whole_set = self.batch_size >= len(self.y)
+        if whole_set and self._whole_set_groups is not None:
+            return self._whole_set_groups
         x, y = self.batch(step)
-        token_ids, padding_mask = _left_align(x["token_ids"], x["padding_mask"])
-        caches = self._shared_pass(token_ids, padding_mask)
-        return [((caches, padding_mask, y), 1.0)]
+        groups = []
+        for (bx, by), share in [((bx, by), len(by) / len(y)) for bx, by in self._buckets(x, y)]:
+            token_ids, padding_mask = _left_align(bx["token_ids"], bx["padding_mask"])
+            caches = self._shared_pass(token_ids, padding_mask)
+            groups.append(((caches, padding_mask, by), share))
+        if whole_set:
+            self._whole_set_groups = groups
+        return groups
 
     def _loss_of(self, candidate_parts, caches, padding_mask, y):
         """Runs only the P prompt vectors, against the input's caches."""

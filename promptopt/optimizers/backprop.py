@@ -57,6 +57,9 @@ class BackpropOptimizer(PromptOptimizer):
         learning_rate: float or None. None takes the default of the named
             optimizer (adafactor 0.3, adamw/adam 0.03) or, for a config dict,
             the dict's own learning rate; `"sgd"` needs an explicit value.
+        weight_decay: float or None, the Keras optimizer's decoupled weight
+            decay. None keeps Keras's default (AdamW: 0.004; the others:
+            none); the CLI passes its own value (default 0) explicitly.
 
     Example:
 
@@ -72,7 +75,7 @@ class BackpropOptimizer(PromptOptimizer):
 
     needs_gradients = True
 
-    def __init__(self, optimizer="adafactor", learning_rate=None):
+    def __init__(self, optimizer="adafactor", learning_rate=None, weight_decay=None):
         if learning_rate is not None and not (
             isinstance(learning_rate, (int, float)) and learning_rate > 0
         ):
@@ -101,8 +104,18 @@ class BackpropOptimizer(PromptOptimizer):
                 f"got {type(optimizer).__name__}. Pass e.g. 'adamw' or "
                 "keras.optimizers.serialize(keras.optimizers.AdamW(0.1))."
             )
+        if weight_decay is not None and not (
+            isinstance(weight_decay, (int, float))
+            and not isinstance(weight_decay, bool)
+            and weight_decay >= 0
+        ):
+            raise ValueError(
+                f"weight_decay must be a non-negative number or None, got "
+                f"{weight_decay!r}. Pass e.g. weight_decay=0.0."
+            )
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self._keras_optimizer = self._make_keras_optimizer()  # validates
         self._prompt_variable = None
         self._fresh_optimizer_variables = None
@@ -112,6 +125,8 @@ class BackpropOptimizer(PromptOptimizer):
             spec = copy.deepcopy(self.optimizer)
             if self.learning_rate is not None:
                 spec.setdefault("config", {})["learning_rate"] = self.learning_rate
+            if self.weight_decay is not None:
+                spec.setdefault("config", {})["weight_decay"] = self.weight_decay
             try:
                 optimizer = keras.optimizers.deserialize(spec)
                 problem = f"got {type(optimizer).__name__}"
@@ -128,13 +143,14 @@ class BackpropOptimizer(PromptOptimizer):
         learning_rate = self.learning_rate
         if learning_rate is None:
             learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+        decay = {} if self.weight_decay is None else {"weight_decay": self.weight_decay}
         if self.optimizer == "adafactor":
-            return ConstantStepAdafactor(learning_rate=learning_rate)
+            return ConstantStepAdafactor(learning_rate=learning_rate, **decay)
         if self.optimizer == "adamw":
-            return keras.optimizers.AdamW(learning_rate=learning_rate)
+            return keras.optimizers.AdamW(learning_rate=learning_rate, **decay)
         if self.optimizer == "adam":
-            return keras.optimizers.Adam(learning_rate=learning_rate)
-        return keras.optimizers.SGD(learning_rate=learning_rate)
+            return keras.optimizers.Adam(learning_rate=learning_rate, **decay)
+        return keras.optimizers.SGD(learning_rate=learning_rate, **decay)
 
     def _ensure_built(self, shape):
         """Creates the prompt Variable and optimizer slots for `shape` once."""
@@ -221,7 +237,11 @@ class BackpropOptimizer(PromptOptimizer):
         )
 
     def get_config(self):
-        return {
+        config = {
             "optimizer": copy.deepcopy(self.optimizer),
             "learning_rate": self.learning_rate,
         }
+        if self.weight_decay is not None:
+            # Only when set, so that earlier runs' checkpoints still match.
+            config["weight_decay"] = self.weight_decay
+        return config

@@ -30,6 +30,8 @@ class RunCheckpoint:
         lowest_loss: float, the lowest loss evaluated so far (inf if none).
         lowest_loss_prompt: np.ndarray `[*S]` or None, the candidate with it.
         history: list of dict, the logs of every step so far.
+        selection: dict, a `DevSelection`'s record (empty without one).
+        selected_prompt: np.ndarray `[*S]` or None, its selected prompt.
 
     Example:
 
@@ -52,18 +54,24 @@ class RunCheckpoint:
     lowest_loss: float
     lowest_loss_prompt: np.ndarray
     history: list
+    selection: dict = dataclasses.field(default_factory=dict)
+    selected_prompt: np.ndarray = None
 
     def __eq__(self, other):
         if not isinstance(other, RunCheckpoint):
             return NotImplemented
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        prompts = (mine.pop("lowest_loss_prompt"), theirs.pop("lowest_loss_prompt"))
-        same_prompt = (prompts[0] is None and prompts[1] is None) or (
-            prompts[0] is not None
-            and prompts[1] is not None
-            and np.array_equal(prompts[0], prompts[1])
+        same_prompts = all(
+            _same_array(mine.pop(name), theirs.pop(name))
+            for name in ("lowest_loss_prompt", "selected_prompt")
         )
-        return same_prompt and mine == theirs
+        return same_prompts and mine == theirs
+
+
+def _same_array(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
 
 
 def checkpoint_path(directory):
@@ -80,8 +88,9 @@ def save_checkpoint(directory, checkpoint):
     os.makedirs(directory, exist_ok=True)
     fields = dataclasses.asdict(checkpoint)
     fields["optimizer_state"] = np.frombuffer(checkpoint.optimizer_state, np.uint8)
-    if checkpoint.lowest_loss_prompt is None:
-        del fields["lowest_loss_prompt"]
+    for name in ("lowest_loss_prompt", "selected_prompt"):
+        if fields[name] is None:
+            del fields[name]
     data = pack_state(fields)
     path = checkpoint_path(directory)
     temporary_path = f"{path}.tmp-{os.getpid()}"
@@ -101,4 +110,6 @@ def load_checkpoint(directory):
         fields = unpack_state(file.read())
     fields["optimizer_state"] = fields["optimizer_state"].tobytes()
     fields.setdefault("lowest_loss_prompt", None)
+    fields.setdefault("selected_prompt", None)
+    fields.setdefault("selection", {})
     return RunCheckpoint(**fields)

@@ -17,6 +17,7 @@ from promptopt.runner.checkpoint import RunCheckpoint
 from promptopt.runner.checkpoint import checkpoint_path
 from promptopt.runner.checkpoint import load_checkpoint
 from promptopt.runner.checkpoint import save_checkpoint
+from promptopt.runner.dev_selection import DevSelection
 
 
 class IncompatibleOptimizerError(ValueError):
@@ -35,6 +36,9 @@ class Stage:
         optimizer: `PromptOptimizer`, started from the previous stage's
             exported prompt (`best(state)`), or from the run's prompt.
         budget: `Budget`, when this stage ends.
+        evaluator: `Evaluator` or None (the runner's). Stages may score
+            differently, e.g. CMA-ES on the whole training set and a
+            gradient stage on mini-batches of 8, on the same candidates.
 
     Example:
 
@@ -48,6 +52,7 @@ class Stage:
 
     optimizer: PromptOptimizer
     budget: Budget
+    evaluator: object = None
 
     def __post_init__(self):
         if not isinstance(self.optimizer, PromptOptimizer):
@@ -61,6 +66,8 @@ class Stage:
                 f"Stage.budget must be a Budget, got "
                 f"{type(self.budget).__name__}. Pass e.g. Budget(steps=100)."
             )
+        if self.evaluator is not None:
+            _check_evaluator(self.evaluator)
 
 
 @dataclasses.dataclass
@@ -77,6 +84,10 @@ class RunResult:
         lowest_loss: float, the lowest loss evaluated in the run. Losses on
             mini-batches are noisy, so this is an optimistic estimate.
         lowest_loss_prompt: np.ndarray `[*S]` or None, the candidate with it.
+        selected_prompt: np.ndarray `[*S]` or None, the export that scored
+            best on dev (with a `DevSelection`).
+        selection: dict, the dev selection's record: best `accuracy`,
+            `loss`, `step`, `forward_calls` and every evaluation.
 
     Example:
 
@@ -91,6 +102,8 @@ class RunResult:
     counters: dict
     lowest_loss: float = math.inf
     lowest_loss_prompt: np.ndarray = None
+    selected_prompt: np.ndarray = None
+    selection: dict = None
 
 
 class PromptTuningRunner:
@@ -116,6 +129,9 @@ class PromptTuningRunner:
         callbacks: sequence of `RunnerCallback`.
         checkpoint_dir: str, path or None, where to keep the checkpoint.
         checkpoint_every: int, steps between checkpoints.
+        selection: `DevSelection` or None: scores the export on dev every
+            few steps and at each stage's end, before the checkpoint is
+            written, so its choice survives a resume.
 
     Example:
 
@@ -131,14 +147,17 @@ class PromptTuningRunner:
     """
 
     def __init__(
-        self, evaluator, callbacks=(), checkpoint_dir=None, checkpoint_every=1
+        self, evaluator, callbacks=(), checkpoint_dir=None, checkpoint_every=1,
+        selection=None,
     ):
-        if not callable(getattr(evaluator, "evaluate", None)):
+        _check_evaluator(evaluator)
+        if selection is not None and not isinstance(selection, DevSelection):
             raise ValueError(
-                f"evaluator must have an evaluate(candidates, step, "
-                f"compute_gradients) method, got {type(evaluator).__name__}. "
-                "Subclass promptopt.evaluators.Evaluator."
+                f"selection must be a DevSelection or None, got "
+                f"{type(selection).__name__}."
             )
+        self.selection = selection
+        self.stages = []
         callbacks = list(callbacks)
         for callback in callbacks:
             if not isinstance(callback, RunnerCallback):
@@ -174,17 +193,21 @@ class PromptTuningRunner:
                 f"{stages!r}. Pass e.g. stages=[Stage(get_optimizer('cma_es'), "
                 "Budget(steps=100))]."
             )
-        provides_gradients = bool(getattr(self.evaluator, "provides_gradients", False))
         for index, stage in enumerate(stages):
+            evaluator = self._evaluator_of(stage)
+            provides_gradients = bool(getattr(evaluator, "provides_gradients", False))
             if stage.optimizer.needs_gradients and not provides_gradients:
                 raise IncompatibleOptimizerError(
                     f"{type(stage.optimizer).__name__} (stage {index}) needs "
-                    f"gradients, but {type(self.evaluator).__name__} does not "
+                    f"gradients, but {type(evaluator).__name__} does not "
                     "provide them (provides_gradients=False). Use a "
                     "gradient-free optimizer such as CMAESOptimizer, or an "
                     "evaluator that computes gradients."
                 )
         return stages
+
+    def _evaluator_of(self, stage):
+        return self.evaluator if stage.evaluator is None else stage.evaluator
 
     @staticmethod
     def _fingerprint(prompt, stages, seed):
@@ -203,8 +226,8 @@ class PromptTuningRunner:
         text = json.dumps(description, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def _check_evaluation(self, evaluation, candidates, needs_gradients):
-        name = type(self.evaluator).__name__
+    def _check_evaluation(self, evaluator, evaluation, candidates, needs_gradients):
+        name = type(evaluator).__name__
         if not isinstance(evaluation, Evaluation):
             raise ValueError(
                 f"{name}.evaluate() returned {type(evaluation).__name__}, not "
@@ -233,6 +256,7 @@ class PromptTuningRunner:
     def run(self, prompt, stages, seed=0):
         """Runs `stages` from `prompt` `[*S]`; returns a `RunResult`."""
         stages = self._check_stages(stages)
+        self.stages = stages
         prompt = np.asarray(prompt)
         if prompt.size == 0 or not np.issubdtype(prompt.dtype, np.number):
             raise ValueError(
@@ -275,9 +299,13 @@ class PromptTuningRunner:
                 history=[],
             )
             state = stages[0].optimizer.init(prompt, seed=seed)
+            if self.selection is not None:
+                self.selection.reset()
         else:
             optimizer = stages[checkpoint.stage_index].optimizer
             state = optimizer.state_from_bytes(checkpoint.optimizer_state)
+            if self.selection is not None:
+                self.selection.set_state(checkpoint.selection, checkpoint.selected_prompt)
         progress = checkpoint  # Updated in place; saved as the checkpoint.
 
         self.stop_requested = False
@@ -296,6 +324,8 @@ class PromptTuningRunner:
                 progress.optimizer_state = stages[
                     progress.stage_index
                 ].optimizer.state_to_bytes(state)
+                if self.selection is not None:
+                    progress.selection, progress.selected_prompt = self.selection.get_state()
                 save_checkpoint(self.checkpoint_dir, progress)
 
         def summary():
@@ -304,13 +334,23 @@ class PromptTuningRunner:
                 "step": progress.step,
                 "best_loss": progress.lowest_loss,
                 "forward_calls": progress.forward_calls,
+                "stage_steps": progress.stage_steps,
+                "stage_forward_calls": progress.stage_forward_calls,
                 "wall_time": elapsed(),
             }
+
+        def select(logs):
+            """Dev-scores the current export (after the step just counted)."""
+            if self.selection is not None:
+                logs.update(self.selection.observe(
+                    stages[progress.stage_index].optimizer.best(state),
+                    progress.step - 1, progress.forward_calls))
 
         self._call("on_run_begin", summary())
         while True:
             stage = stages[progress.stage_index]
             optimizer = stage.optimizer
+            evaluator = self._evaluator_of(stage)
             if not progress.stage_finished:
                 self._call("on_stage_begin", progress.stage_index, summary())
                 stop_reason = None
@@ -325,13 +365,13 @@ class PromptTuningRunner:
                     if stop_reason is not None:
                         break
                     candidates = optimizer.ask(state)
-                    evaluation = self.evaluator.evaluate(
+                    evaluation = evaluator.evaluate(
                         candidates,
                         step=progress.step,
                         compute_gradients=optimizer.needs_gradients,
                     )
                     self._check_evaluation(
-                        evaluation, candidates, optimizer.needs_gradients
+                        evaluator, evaluation, candidates, optimizer.needs_gradients
                     )
                     state, optimizer_metrics = optimizer.tell(
                         state,
@@ -355,16 +395,21 @@ class PromptTuningRunner:
                         "loss": float(evaluation.losses[winner]),
                         "mean_loss": float(np.mean(evaluation.losses)),
                     }
-                    progress.history.append(logs)
                     step = progress.step
                     progress.step += 1
                     progress.stage_steps += 1
+                    logs["stage_steps"] = progress.stage_steps
+                    if self.selection is not None and self.selection.due(progress.stage_steps):
+                        select(logs)
+                    progress.history.append(logs)
                     # Save before the callbacks run, so that a crash inside
                     # one does not lose the step.
                     if progress.stage_steps % self.checkpoint_every == 0:
                         save()
                     self._call("on_step_end", step, logs)
                 progress.stage_finished = True
+                if progress.stage_steps:
+                    select({})
                 save()
                 self._call(
                     "on_stage_end",
@@ -397,5 +442,16 @@ class PromptTuningRunner:
             lowest_loss=progress.lowest_loss,
             lowest_loss_prompt=progress.lowest_loss_prompt,
         )
+        if self.selection is not None:
+            result.selection, result.selected_prompt = self.selection.get_state()
         self._call("on_run_end", summary())
         return result
+
+
+def _check_evaluator(evaluator):
+    if not callable(getattr(evaluator, "evaluate", None)):
+        raise ValueError(
+            f"evaluator must have an evaluate(candidates, step, "
+            f"compute_gradients) method, got {type(evaluator).__name__}. "
+            "Subclass promptopt.evaluators.Evaluator."
+        )

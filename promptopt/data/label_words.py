@@ -1,4 +1,4 @@
-"""Parses `--label-words` from the command line."""
+"""Parses label words given as text (`--label-words`) or as a mapping."""
 
 import json
 
@@ -10,8 +10,10 @@ def parse_label_words(text, template_text=""):
     (`'1=great|good'`). When the template does not end in whitespace, a
     leading space is added to each word: byte-level BPE vocabularies encode
     a word after a space (" great") differently from the bare word. The
-    JSON form is taken verbatim.
+    JSON form, and a mapping (from a JSON config file), are taken verbatim.
     """
+    if isinstance(text, dict):
+        return {str(k): [v] if isinstance(v, str) else list(v) for k, v in text.items()}
     text = text.strip()
     if text.startswith("{"):
         try:

@@ -1,0 +1,241 @@
+"""One tuning run from a `TuneConfig`: every method through the runner loop."""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from promptopt.callbacks.progress_bar import ProgressBar
+from promptopt.hub import load_language_model
+from promptopt.models import PromptedModel
+from promptopt.models.class_scoring import accuracy
+from promptopt.runner.dev_selection import DevSelection
+from promptopt.runner.runner import PromptTuningRunner
+from promptopt.tuning.config import GRADIENT_METHODS
+from promptopt.tuning.config import METHOD_DESCRIPTIONS
+from promptopt.tuning.config import write_json
+from promptopt.tuning.model_factory import build_model
+from promptopt.tuning.model_factory import default_placement
+from promptopt.tuning.stage_factory import StageFactory
+from promptopt.tuning.task_data import TaskData
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+class TuningJob:
+    """Runs a `TuneConfig`: data, model, stages, dev selection, files.
+
+    Every method runs through `PromptTuningRunner`, so all of them share
+    its defaults, its checkpoint (written atomically after every step into
+    `output_dir/checkpoint/`, with the dev selection's state, so a run
+    killed at any point resumes to the identical prompt), the progress bar
+    and the TensorBoard logger. The exported prompt is the one best on dev
+    (`DevSelection`), or the last export when there is no dev set.
+
+    Writes into `config.output_dir` only: `prompt.npz` (soft prompt),
+    `prefix.npz` (prefix) or `prompt.json` (text prompt), `results.json`
+    (the resolved config, library versions, counters and accuracies) and
+    the checkpoint.
+
+    Args:
+        config: a `TuneConfig`.
+        log: callable taking one line for people (default `print`).
+        progress: bool, whether to show the progress bar (on stderr).
+
+    Example:
+    ```python
+    results = TuningJob(TuneConfig(task="sst2", method="prefix")).run()
+    results["test_accuracy_after"]
+    ```
+    """
+
+    def __init__(self, config, log=print, progress=True):
+        self.config = config.resolved()
+        self.log = log
+        self.progress = progress
+
+    def run(self):
+        started = time.time()
+        data = TaskData.from_config(self.config)
+        log = self.log
+        dev_size = len(data.dev) if data.dev is not None else 0
+        log(f"Task: {data.description}; {len(data.train)} train / {dev_size} dev / "
+            f"{len(data.test)} test examples; template {data.template!r}; label words "
+            + ", ".join(f"{c}: {'|'.join(w)!r}" for c, w in data.label_words.items()))
+        loaded = load_language_model(self.config.model)
+        config = dataclasses.replace(
+            self.config, placement=default_placement(self.config, loaded.backbone))
+        self.config = config
+        model = build_model(config, loaded, data)
+        factory = StageFactory(config, model, data)
+        log(f"Model: {loaded.model_id} ({config.dtype}), loaded in {time.time() - started:.1f} s. "
+            f"{_describe_prompt(config, model)}")
+        os.makedirs(config.output_dir, exist_ok=True)
+
+        before = accuracy(model, data.test, config.eval_batch_size)
+        log(f"Test accuracy before tuning: {before:.4f}")
+        stages = factory.stages()
+        for index, (method, stage) in enumerate(zip(config.stage_methods(), stages)):
+            log(("Then: " if index else "Method: ") + _describe_stage(method, stage, config, factory))
+        scorer = factory.dev_scorer()
+        every = config.eval_every or (
+            factory.steps_per_epoch() if config.method in GRADIENT_METHODS else 1)
+        selection = DevSelection(scorer, every=every) if scorer is not None else None
+        unit = "step" if config.method in GRADIENT_METHODS else "generation"
+        period = f"every {unit}" if every == 1 else f"every {every} {unit}s"
+        log(f"Dev selection: the prompt is scored on the {dev_size} dev examples {period} and "
+            "the best one kept." if selection else "No dev set: the last export is kept.")
+        initial = factory.initial_candidate()
+        train_scorer = factory.train_scorer()
+        train_loss_before = train_scorer(initial)
+        runner = PromptTuningRunner(
+            factory.evaluator_for(config.method),
+            callbacks=self._callbacks(model, factory),
+            checkpoint_dir=os.path.join(config.output_dir, CHECKPOINT_DIR),
+            selection=selection,
+        )
+        result = runner.run(initial, stages, seed=config.seed)
+        final = result.selected_prompt if result.selected_prompt is not None else result.best_prompt
+        train_loss_after = train_scorer(final)
+        factory.assign(final)
+        after = _accuracy_with(factory, model, data.test, final, config)
+        log(f"Test accuracy after tuning:  {after:.4f}")
+        saved = self._save(model, factory, final, data, config)
+        results = {
+            "config": config.to_dict(),
+            "versions": library_versions(),
+            "task": data.description,
+            "model": loaded.model_id,
+            "stages": [
+                {"method": method, "optimizer": type(stage.optimizer).__name__,
+                 "optimizer_config": stage.optimizer.get_config(),
+                 "evaluator": type(stage.evaluator).__name__,
+                 "budget": {k: v for k, v in dataclasses.asdict(stage.budget).items() if v is not None}}
+                for method, stage in zip(config.stage_methods(), stages)
+            ],
+            "counters": {k: (round(v, 3) if isinstance(v, float) else v)
+                         for k, v in result.counters.items()},
+            "train_loss_before": train_loss_before,
+            "train_loss_after": train_loss_after,
+            "test_accuracy_before": before,
+            "test_accuracy_after": after,
+            "dev_selection": None if selection is None else {
+                k: result.selection[k] for k in ("accuracy", "loss", "step", "forward_calls")},
+            "prompt_file": saved,
+            "seconds": round(time.time() - started, 1),
+        }
+        write_json(os.path.join(config.output_dir, "results.json"), results)
+        log(f"Saved the {'prefix' if saved.endswith('prefix.npz') else 'prompt'} to {saved} "
+            f"and the run's config and results to {os.path.join(config.output_dir, 'results.json')}.")
+        return results
+
+    def _callbacks(self, model, factory):
+        config = self.config
+        callbacks = []
+        if self.progress:
+            callbacks.append(ProgressBar([METHOD_DESCRIPTIONS[m].split(" (")[0].split(":")[0]
+                                          for m in config.stage_methods()]))
+        if config.logdir:
+            from promptopt.callbacks.tensorboard_logger import TensorBoardLogger
+
+            names = ("task", "fewshot_seed", "model", "method", "then", "dtype", "placement",
+                     "prompt_length", "init", "optimizer", "learning_rate", "batch_size",
+                     "forward_calls", "popsize", "sigma", "loss", "seed")
+            hparams = {n: getattr(config, n) for n in names if getattr(config, n) is not None}
+            kwargs = {}
+            if factory.kind == "prompt" and factory.parameters == "all":
+                evaluator = factory.evaluator_for(config.method)
+
+                def materialized(candidate):
+                    evaluator.assign(candidate)
+                    return model.soft_prompt.materialize()
+
+                kwargs["prompt_fn"] = materialized
+            callbacks.append(TensorBoardLogger(config.logdir, hparams=hparams, **kwargs))
+        return callbacks
+
+    def _save(self, model, factory, final, data, config):
+        extra = {"template": data.template, "label_words": data.label_words,
+                 "model_spec": config.model, "method": config.method,
+                 "placement": config.placement}
+        if factory.kind == "text":
+            path = os.path.join(config.output_dir, "prompt.json")
+            write_json(path, {"format": "promptopt-text-prompt", "text": factory.prompt_text(final),
+                              "phrases": factory.phrases, "indices": [int(i) for i in final],
+                              "model_id": model.model_id, **extra})
+            return path
+        if factory.kind == "prefix":
+            return model.save_prefix(os.path.join(config.output_dir, "prefix.npz"), extra=extra)
+        if model.soft_prompt.parameterization is not None:
+            model = _without_reparameterization(model)
+        return model.save_prompt(os.path.join(config.output_dir, "prompt.npz"), extra=extra)
+
+
+def _accuracy_with(factory, model, split, final, config):
+    if factory.kind == "text":
+        from promptopt.models.class_scoring import class_probabilities
+
+        prefix = factory.prompt_text(final)
+        probabilities = class_probabilities(model, [prefix + t for t in split.texts],
+                                            config.eval_batch_size)
+        return float(np.mean(probabilities.argmax(-1) == split.labels))
+    return accuracy(model, split, config.eval_batch_size)
+
+
+def _without_reparameterization(model):
+    """A copy whose prompt is the materialized one, MLP dropped."""
+    return PromptedModel(
+        model.backbone, model.task, prompt_length=model.prompt_length,
+        prompt_initializer=model.soft_prompt.materialize(), tokenizer=model.tokenizer,
+        model_id=model.model_id, max_length=model.max_length,
+    )
+
+
+def _describe_prompt(config, model):
+    if config.method in ("prefix", "bbtv2"):
+        shape = tuple(model.prefix.prefix_shape)
+        return (f"Prefix: {config.prompt_length} key/value positions in each of {shape[0]} "
+                f"layers, init {config.init!r}.")
+    if config.method == "discrete":
+        return f"Text prompt: {config.prompt_length} phrases."
+    where = "before" if config.placement == "prefix" else "after"
+    return (f"Soft prompt: P={config.prompt_length} vectors of H={model.adapter.hidden_dim} "
+            f"{where} the input, init {config.init!r}.")
+
+
+def _describe_stage(method, stage, config, factory):
+    budget = stage.budget
+    description = METHOD_DESCRIPTIONS[method]
+    if method in GRADIENT_METHODS:
+        return (f"{description}; {config.optimizer} at lr {config.learning_rate:g} (weight decay "
+                f"{config.weight_decay:g}), {budget.steps} steps of {config.batch_size} examples.")
+    evaluator = type(stage.evaluator).__name__
+    scored = "shared-input scorer" if evaluator == "SharedInputEvaluator" else evaluator
+    return (f"{description}; popsize {config.popsize}, {budget.forward_calls} forward calls, "
+            f"each candidate scored on all {len(factory.data.train)} training examples "
+            f"({scored}, chunks of {config.chunk_size}).")
+
+
+def library_versions():
+    """Versions of promptopt, Keras, keras-hub and the backend, for results."""
+    import keras
+    import keras_hub
+
+    backend = keras.backend.backend()
+    backend_module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    versions = {"promptopt": _package_version("promptopt"), "keras": keras.__version__,
+                "keras_hub": keras_hub.__version__, "backend": backend}
+    if backend_module:
+        versions[backend_module] = __import__(backend_module).__version__
+    return versions
+
+
+def _package_version(name):
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,80 @@
+"""Builds the frozen model a tuning method trains: soft prompt, prefix or text."""
+
+import numpy as np
+
+from promptopt.adapters.llama import LlamaAdapter
+from promptopt.models import PromptedModel
+from promptopt.models.precision import cast_backbone
+from promptopt.prefixes import PrefixModel
+from promptopt.prompts import ResidualReparameterization
+from promptopt.tasks import Verbalizer
+from promptopt.tasks import VerbalizerClassification
+from promptopt.tuning.config import PROMPT_KIND
+
+
+def kind_of(method):
+    """What `method` tunes: "prompt" (soft prompt), "prefix" or "text"."""
+    return {"soft": "prompt", "prefix": "prefix", "text": "text"}[PROMPT_KIND[method].split()[0]]
+
+
+def label_text(label_words, classes):
+    """The classes' first label words as one text (a real-word init)."""
+    return "".join(label_words[c][0] for c in classes)
+
+
+def default_placement(config, backbone):
+    """Where a soft prompt goes when `--placement` is not given.
+
+    BBT's candidates are cheapest after the input, on a Llama-family
+    backbone, where `SharedInputEvaluator` computes the input's keys and
+    values once for the whole population; everything else defaults to the
+    input-first placement of Lester et al.
+    """
+    if config.placement is not None:
+        return config.placement
+    llama_family = isinstance(backbone, LlamaAdapter.backbone_classes)
+    return "suffix" if config.method == "bbt" and llama_family else "prefix"
+
+
+def build_model(config, loaded, data):
+    """The model of `config.method` on `loaded` (a `LoadedModel`).
+
+    Args:
+        config: a resolved `TuneConfig` (placement resolved too).
+        loaded: `LoadedModel`, the float32 backbone and tokenizer.
+        data: `TaskData`.
+
+    Returns:
+        `PromptedModel` (soft prompt, or P = 0 for text prompts) or
+        `PrefixModel`, on a `config.dtype` copy of the backbone.
+    """
+    backbone = loaded.backbone
+    if config.dtype != "float32":
+        backbone = cast_backbone(backbone, config.dtype)
+    verbalizer = Verbalizer(data.classes, data.label_words, loaded.tokenizer,
+                            single_token=config.single_token_labels)
+    kind = kind_of(config.method)
+    common = dict(tokenizer=loaded.tokenizer, model_id=loaded.model_id, seed=config.seed,
+                  max_length=config.max_length)
+    if kind == "prefix":
+        if config.placement == "suffix":
+            raise ValueError(
+                f"--placement suffix applies to soft prompts; {config.method} tunes per-layer "
+                "prefixes, which every position reads. Leave --placement out.")
+        init = config.init
+        if init == "labels":
+            init = "text:" + label_text(data.label_words, data.classes)
+        return PrefixModel(backbone, VerbalizerClassification(verbalizer),
+                           prefix_length=config.prompt_length, prefix_initializer=init, **common)
+    task = VerbalizerClassification(verbalizer, placement=config.placement)
+    if kind == "text":
+        return PromptedModel(backbone, task, prompt_length=0, **common)
+    parameterization = None
+    if config.method == "residual":
+        scale = config.residual_scale
+        if scale == "embedding":
+            table = np.asarray(loaded.backbone.token_embedding.embeddings.numpy(), "float32")
+            scale = float(np.std(table))
+        parameterization = ResidualReparameterization(seed=config.seed, output_scale=scale)
+    return PromptedModel(backbone, task, prompt_length=config.prompt_length,
+                         prompt_initializer=config.init, parameterization=parameterization, **common)
