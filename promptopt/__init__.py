@@ -5,7 +5,7 @@ no global random state is touched, and Keras/TensorFlow load only when a
 public name is first used.
 """
 
-import importlib
+from promptopt.lazy_names import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -21,15 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'promptopt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

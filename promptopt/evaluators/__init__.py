@@ -1,29 +1,26 @@
-"""Evaluators score candidate prompts (losses, optionally gradients)."""
+"""Evaluators score candidate prompts (losses, optionally gradients).
 
-from promptopt.evaluators.base import Evaluation
-from promptopt.evaluators.base import Evaluator
-from promptopt.evaluators.black_box_evaluator import BlackBoxEvaluator
-from promptopt.evaluators.evaluation_journal import EvaluationJournal
-from promptopt.evaluators.http_evaluator import HTTPEvaluator
-from promptopt.evaluators.json_http_client import APIRequestError
-from promptopt.evaluators.json_http_client import APIUnavailableError
-from promptopt.evaluators.json_http_client import JSONHTTPClient
-from promptopt.evaluators.keras_evaluator import KerasEvaluator
-from promptopt.evaluators.openai_completions_evaluator import OpenAICompletionsEvaluator
-from promptopt.evaluators.prefix_evaluator import PrefixEvaluator
-from promptopt.evaluators.shared_input_evaluator import SharedInputEvaluator
+Names load on first use: `HTTPEvaluator` and `OpenAICompletionsEvaluator`
+need neither Keras nor TensorFlow, and importing
+`promptopt.evaluators.http_evaluator` runs this file first.
+"""
 
-__all__ = [
-    "APIRequestError",
-    "APIUnavailableError",
-    "BlackBoxEvaluator",
-    "Evaluation",
-    "EvaluationJournal",
-    "Evaluator",
-    "HTTPEvaluator",
-    "JSONHTTPClient",
-    "KerasEvaluator",
-    "OpenAICompletionsEvaluator",
-    "PrefixEvaluator",
-    "SharedInputEvaluator",
-]
+from promptopt.lazy_names import lazy_exports
+
+_EXPORTS = {
+    "APIRequestError": "promptopt.evaluators.json_http_client",
+    "APIUnavailableError": "promptopt.evaluators.json_http_client",
+    "BlackBoxEvaluator": "promptopt.evaluators.black_box_evaluator",
+    "Evaluation": "promptopt.evaluators.base",
+    "EvaluationJournal": "promptopt.evaluators.evaluation_journal",
+    "Evaluator": "promptopt.evaluators.base",
+    "HTTPEvaluator": "promptopt.evaluators.http_evaluator",
+    "JSONHTTPClient": "promptopt.evaluators.json_http_client",
+    "KerasEvaluator": "promptopt.evaluators.keras_evaluator",
+    "OpenAICompletionsEvaluator": "promptopt.evaluators.openai_completions_evaluator",
+    "PrefixEvaluator": "promptopt.evaluators.prefix_evaluator",
+    "SharedInputEvaluator": "promptopt.evaluators.shared_input_evaluator",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,7 @@ from promptopt.evaluators.base import Evaluation
 from promptopt.evaluators.base import Evaluator
 from promptopt.evaluators.evaluation_journal import EvaluationJournal
 from promptopt.evaluators.minibatch import minibatch_indices
-from promptopt.tasks.losses import LOSSES
+from promptopt.wire.names import LOSSES
 
 
 class BlackBoxEvaluator(Evaluator):

@@ -4,8 +4,10 @@ import numpy as np
 
 from promptopt.evaluators.black_box_evaluator import accuracy_of
 from promptopt.evaluators.verbalizer_api_evaluator import VerbalizerAPIEvaluator
-from promptopt.server.array_codec import decode_array
-from promptopt.server.array_codec import encode_array
+from promptopt.wire.array_codec import decode_array
+from promptopt.wire.array_codec import encode_array
+from promptopt.wire.names import INFO_PATH
+from promptopt.wire.names import SCORE_PATH
 
 
 class HTTPEvaluator(VerbalizerAPIEvaluator):
@@ -51,7 +53,7 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
     ```
     """
 
-    endpoint = "/v1/score"
+    endpoint = SCORE_PATH
 
     def __init__(self, base_url, texts, labels, classes, label_words, prompt="embeddings",
                  phrases=None, separator="", exact=True, token=None, timeout=60.0,
@@ -78,7 +80,7 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
 
     def info(self):
         """The server's `/info` (model, hidden_dim, embedding_std, limits)."""
-        return self.client.get("/info")[0]
+        return self.client.get(INFO_PATH)[0]
 
     def request_body(self, candidate, texts, labels):
         body = {

@@ -6,6 +6,8 @@ import time
 import urllib.error
 import urllib.request
 
+from promptopt.wire.names import IDEMPOTENCY_HEADER
+
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 
 
@@ -88,7 +90,7 @@ class JSONHTTPClient:
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
         if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         last_error = None
         for attempt in range(self.max_retries + 1):
             if attempt:

@@ -3,8 +3,8 @@
 import numpy as np
 
 from promptopt.evaluators.black_box_evaluator import accuracy_of
+from promptopt.evaluators.numpy_losses import numpy_classification_loss
 from promptopt.evaluators.verbalizer_api_evaluator import VerbalizerAPIEvaluator
-from promptopt.tasks.losses import classification_loss
 
 
 class OpenAICompletionsEvaluator(VerbalizerAPIEvaluator):
@@ -111,7 +111,7 @@ class OpenAICompletionsEvaluator(VerbalizerAPIEvaluator):
 
     def _call(self, candidate, texts, labels, key):
         scores, tokens, attempts = self.class_scores(candidate, texts, key)
-        loss = np.mean(np.asarray(classification_loss(scores, labels, self.loss)))
+        loss = np.mean(numpy_classification_loss(scores, labels, self.loss))
         return {
             "loss": float(loss),
             "accuracy": accuracy_of(scores, labels),

@@ -1,69 +1,11 @@
-"""Compiled forward and `value_and_grad` on whichever Keras backend is active.
+"""`compile_function` and `make_value_and_grad`, for the gradient evaluators.
 
-Keras 3 has no backend-neutral gradient call, so this is the one place that
-knows each backend's autodiff and compiler.
+They live in `promptopt.backends.value_and_grad`, which the server shares
+with the evaluators; this module keeps the evaluators' existing imports
+working.
 """
 
-import keras
-import numpy as np
+from promptopt.backends.value_and_grad import compile_function
+from promptopt.backends.value_and_grad import make_value_and_grad
 
-
-def compile_function(fn):
-    """`tf.function` on TensorFlow (FIELD_NOTES: ~3x faster than eager on
-    this CPU); other backends run `fn` as it is."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, reduce_retracing=True)
-    return fn
-
-
-def make_value_and_grad(fn):
-    """Returns `g(arrays, *args) -> (fn(arrays, *args), grads)`.
-
-    `fn(arrays, *args)` returns a tuple whose first element is the scalar
-    loss; gradients are taken with respect to each array in `arrays`.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        def tf_value_and_grad(arrays, *args):
-            with tf.GradientTape() as tape:
-                for a in arrays:
-                    tape.watch(a)
-                out = fn(arrays, *args)
-            return out, tape.gradient(out[0], arrays)
-
-        compiled = tf.function(tf_value_and_grad, reduce_retracing=True)
-
-        def run(arrays, *args):
-            out, grads = compiled([tf.convert_to_tensor(a) for a in arrays], *args)
-            return out, [g.numpy() for g in grads]
-
-        return run
-    if backend == "jax":
-        import jax
-
-        def scalar(arrays, *args):
-            out = fn(arrays, *args)
-            return out[0], out
-
-        grad_fn = jax.value_and_grad(scalar, has_aux=True)
-
-        def run(arrays, *args):
-            (_, out), grads = grad_fn([jax.numpy.asarray(a) for a in arrays], *args)
-            return out, [np.asarray(g) for g in grads]
-
-        return run
-    if backend == "torch":
-        import torch
-
-        def run(arrays, *args):
-            tensors = [torch.tensor(np.asarray(a), requires_grad=True) for a in arrays]
-            out = fn(tensors, *args)
-            out[0].backward()
-            return out, [t.grad.detach().cpu().numpy() for t in tensors]
-
-        return run
-    raise NotImplementedError(f"No gradients for the {backend!r} backend.")
+__all__ = ["compile_function", "make_value_and_grad"]

@@ -7,34 +7,27 @@
 - `MicroBatcher`: runs concurrent requests together on one model thread.
 - `RequestLog`: the server's own record of every computed request, which
   also replays answers to repeated idempotency keys.
-- `encode_array` / `decode_array`: float arrays as base64 in JSON.
+- `encode_array` / `decode_array`: float arrays as base64 in JSON (from
+  `promptopt.wire`, the wire format the server shares with its clients).
+
+Names load on first use: the web stack (fastapi, pydantic) and the model
+stack (Keras, TensorFlow) only when `create_app` or `ScoringEngine` is
+asked for, so clients can use the array codec without them.
 
 Run it with `promptopt serve --model smollm2-135m --port 8000`.
 """
 
-from promptopt.server.array_codec import decode_array
-from promptopt.server.array_codec import encode_array
-from promptopt.server.batching import MicroBatcher
-from promptopt.server.request_log import RequestLog
-from promptopt.server.scoring_engine import ScoringEngine
+from promptopt.lazy_names import lazy_exports
 
+_EXPORTS = {
+    "MicroBatcher": "promptopt.server.batching",
+    "RequestLog": "promptopt.server.request_log",
+    "ScoringEngine": "promptopt.server.scoring_engine",
+    "ServerConfig": "promptopt.server.server_config",
+    "create_app": "promptopt.server.app",
+    "decode_array": "promptopt.wire.array_codec",
+    "encode_array": "promptopt.wire.array_codec",
+}
 
-def __getattr__(name):
-    # The web stack (fastapi, pydantic) loads only when the app is asked
-    # for, so clients can use the array codec without it.
-    if name in ("create_app", "ServerConfig"):
-        from promptopt.server import app
-
-        return getattr(app, name)
-    raise AttributeError(f"module 'promptopt.server' has no attribute {name!r}")
-
-
-__all__ = [
-    "MicroBatcher",
-    "RequestLog",
-    "ScoringEngine",
-    "ServerConfig",
-    "create_app",
-    "decode_array",
-    "encode_array",
-]
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from promptopt.adapters import adapter_for
-from promptopt.evaluators.value_and_grad import compile_function
+from promptopt.backends.value_and_grad import compile_function
 from promptopt.prompts.placement import right_align
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.losses import classification_loss

@@ -1,10 +1,12 @@
-"""Request and reply bodies of the server, as pydantic models (OpenAPI)."""
+"""Bodies of `/v1/score`, as pydantic models (they make the OpenAPI schema)."""
 
 from typing import Literal
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+
+from promptopt.wire.names import LOSSES
 
 
 class ArrayPayload(BaseModel):
@@ -18,7 +20,7 @@ class ArrayPayload(BaseModel):
     Example:
 
     ```python
-    ArrayPayload(**promptopt.server.encode_array(prompt))
+    ArrayPayload(**promptopt.wire.encode_array(prompt))
     ```
     """
 
@@ -67,7 +69,7 @@ class ScoreRequest(BaseModel):
     labels: list[int] | None = None
     prompt_embeddings: ArrayPayload | None = None
     prompt_text: str | None = None
-    loss: Literal["cross_entropy", "hinge", "negative_accuracy"] = "cross_entropy"
+    loss: Literal[LOSSES] = "cross_entropy"
     allow_batching: bool = True
 
 
@@ -86,84 +88,3 @@ class ScoreResponse(BaseModel):
     scores: ArrayPayload
     loss: float | None
     input_tokens: int
-
-
-class InfoResponse(BaseModel):
-    """What a client needs to build prompts for this model, and the limits.
-
-    `embedding_std` is the one statistic of the weights the server reveals:
-    the standard deviation of all `V * H` entries of the input embedding
-    table, `np.std(E)`. Black-Box Tuning scales its random projection by it
-    (`CMAESOptimizer(embedding_std=...)`), so that perturbed prompts stay at
-    the scale of real token embeddings. No embedding row, weight or
-    gradient is ever returned.
-    """
-
-    model: str
-    hidden_dim: int
-    embedding_std: float
-    max_batch_size: int
-    max_prompt_length: int
-    max_request_bytes: int
-    max_logprobs: int
-    auth_required: bool
-
-
-class CompletionRequest(BaseModel):
-    """The subset of OpenAI's legacy `/v1/completions` this server serves.
-
-    The model scores the next token only (`max_tokens` must be 1, greedy);
-    `logprobs` asks for the top-k next-token log-probabilities.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-    model: str | None = None
-    prompt: str | list[str]
-    max_tokens: int = 1
-    logprobs: int | None = None
-    temperature: float = 0.0
-    echo: bool = False
-    n: int = 1
-
-
-class CompletionLogprobs(BaseModel):
-    tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]] | None
-    text_offset: list[int]
-
-
-class CompletionChoice(BaseModel):
-    text: str
-    index: int
-    logprobs: CompletionLogprobs | None
-    finish_reason: str
-
-
-class CompletionUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class CompletionResponse(BaseModel):
-    id: str
-    object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
-    choices: list[CompletionChoice]
-    usage: CompletionUsage
-
-
-class StatsResponse(BaseModel):
-    """Counters from the server's own log (see `RequestLog`).
-
-    `forward_passes` counts the model passes since this process started;
-    fewer passes than requests means requests were batched together.
-    """
-
-    computed_requests: int
-    replayed_requests: int
-    input_tokens: int
-    rows: int
-    forward_passes: int
