@@ -3,6 +3,7 @@
 from promptopt.optimizers.adafactor import ConstantStepAdafactor
 from promptopt.optimizers.backprop import BackpropOptimizer
 from promptopt.optimizers.backprop import BackpropState
+from promptopt.optimizers.bbtv2 import BBTv2Optimizer
 from promptopt.optimizers.base import PROMPT_DTYPE
 from promptopt.optimizers.base import PromptOptimizer
 from promptopt.optimizers.cma_es import CMAESOptimizer

@@ -79,6 +79,136 @@ def _with_numpy_global_state(random_state, function):
         np.random.set_state(callers_state)
 
 
+# Helpers shared with `BBTv2Optimizer` (bbtv2.py), which runs one such
+# strategy per layer.
+
+
+def check_positive_int(name, value, example):
+    """Raises unless `value` is an int >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive int, got {value!r}. Pass e.g. "
+            f"{name}={example}."
+        )
+
+
+def check_popsize(popsize):
+    """Raises unless `popsize` is an int >= 2 (CMA-ES ranks candidates)."""
+    check_positive_int("popsize", popsize, 20)
+    if popsize < 2:
+        raise ValueError(
+            f"popsize must be at least 2 for CMA-ES to rank candidates, "
+            f"got {popsize}. Pass e.g. popsize=20."
+        )
+
+
+def check_positive_number(name, value, example):
+    """Raises unless `value` is a finite int or float > 0 (bools refused)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (is_number and math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{name} must be a positive finite number, got {value!r}. "
+            f"Pass e.g. {name}={example}."
+        )
+
+
+def check_finite_losses(optimizer, losses):
+    """Raises unless every loss is finite; `optimizer` names the caller."""
+    if not np.all(np.isfinite(losses)):
+        raise ValueError(
+            f"{type(optimizer).__name__}.tell() got NaN or inf losses; CMA-ES "
+            "ranks candidates and cannot rank those. Make the evaluator return "
+            "finite losses (e.g. clip log-probabilities)."
+        )
+
+
+def gaussian_projection(seed_sequence, numel, size, std):
+    """BBT's random projection `A` `[numel, size]`, entries `N(0, std^2)`."""
+    rng = np.random.default_rng(seed_sequence)
+    return rng.normal(0.0, std, size=(numel, size))
+
+
+def random_state_for(seed_sequence):
+    """A numpy global-generator state (`np.random.get_state()` tuple)."""
+    return np.random.RandomState(seed_sequence.generate_state(1)[0]).get_state()
+
+
+def new_strategy(size, sigma, popsize, sampling_seed, include_origin, **options):
+    """A quiet, file-free pycma strategy over `z` `[size]` from `z = 0`.
+
+    Call it inside `_with_numpy_global_state`. pycma draws its samples with
+    `options["randn"]`; giving it a generator of its own (seeded from
+    `sampling_seed`, a `SeedSequence`) makes the generator part of the
+    strategy object: a deep copy (in `ask`) or a pickle (in
+    `state_to_bytes`) carries its exact position along, so the state alone
+    determines the next candidates. (With the default `np.random.randn`, a
+    copy would snapshot whatever the caller's global generator held.) With
+    `include_origin`, the first generation includes `z = 0` itself.
+    `options` go to pycma as well (e.g. `bounds`).
+    """
+    sampler = np.random.RandomState(sampling_seed.generate_state(1)[0])
+    options = dict(
+        _QUIET_FILE_FREE_OPTIONS, popsize=popsize, randn=sampler.randn, **options
+    )
+    strategy = cma.CMAEvolutionStrategy(np.zeros(size), sigma, options)
+    if include_origin:
+        strategy.inject([np.zeros(size)], force=True)
+    return strategy
+
+
+def ask_copy(strategy, random_state):
+    """Returns `(strategy_after_ask, z [K, d], random_state_after)`.
+
+    The ask runs on a deep copy, so `strategy` itself is left unchanged.
+    """
+    strategy = copy.deepcopy(strategy)
+    z, random_state = _with_numpy_global_state(
+        random_state, lambda: np.asarray(strategy.ask())
+    )
+    return strategy, z, random_state
+
+
+def tell_in_place(strategy, z, losses, random_state):
+    """`strategy.tell(z, losses)` (mutating it); returns the random state after."""
+    _, random_state = _with_numpy_global_state(
+        random_state, lambda: strategy.tell(list(z), losses.tolist())
+    )
+    return random_state
+
+
+def strategy_to_array(strategy):
+    """A pickle of `strategy` as a `uint8` array (pycma's documented way)."""
+    return np.frombuffer(pickle.dumps(strategy, protocol=4), np.uint8)
+
+
+def strategy_from_array(array):
+    """Inverse of `strategy_to_array`. Load only arrays you trust."""
+    return pickle.loads(array.tobytes())
+
+
+def random_state_fields(random_state):
+    """`np.random.get_state()` tuple -> `pack_state` fields."""
+    name, key, position, has_gauss, cached_gaussian = random_state
+    return {
+        "random_generator": name,
+        "random_key": np.asarray(key),
+        "random_position": int(position),
+        "random_has_gauss": int(has_gauss),
+        "random_cached_gaussian": float(cached_gaussian),
+    }
+
+
+def random_state_from_fields(fields):
+    """Inverse of `random_state_fields`."""
+    return (
+        fields["random_generator"],
+        fields["random_key"],
+        fields["random_position"],
+        fields["random_has_gauss"],
+        fields["random_cached_gaussian"],
+    )
+
+
 @register_optimizer("cma_es")
 class CMAESOptimizer(PromptOptimizer):
     """Derivative-free prompt search by CMA-ES (Sun et al., 2022, "BBT").
@@ -127,24 +257,10 @@ class CMAESOptimizer(PromptOptimizer):
     needs_gradients = False
 
     def __init__(self, subspace_dim=500, popsize=20, sigma=1.0, embedding_std=1.0):
-        for name, value in (("subspace_dim", subspace_dim), ("popsize", popsize)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"{name} must be a positive int, got {value!r}. Pass e.g. "
-                    f"{name}={500 if name == 'subspace_dim' else 20}."
-                )
-        if popsize < 2:
-            raise ValueError(
-                f"popsize must be at least 2 for CMA-ES to rank candidates, "
-                f"got {popsize}. Pass e.g. popsize=20."
-            )
-        for name, value in (("sigma", sigma), ("embedding_std", embedding_std)):
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (is_number and math.isfinite(value) and value > 0):
-                raise ValueError(
-                    f"{name} must be a positive finite number, got {value!r}. "
-                    f"Pass e.g. {name}=1.0."
-                )
+        check_positive_int("subspace_dim", subspace_dim, 500)
+        check_popsize(popsize)
+        check_positive_number("sigma", sigma, 1.0)
+        check_positive_number("embedding_std", embedding_std, 1.0)
         self.subspace_dim = subspace_dim
         self.popsize = popsize
         self.sigma = float(sigma)
@@ -159,9 +275,8 @@ class CMAESOptimizer(PromptOptimizer):
         if self._projection_key != key:
             size = self.subspace_dim
             projection_seed = np.random.SeedSequence(seed).spawn(3)[0]
-            rng = np.random.default_rng(projection_seed)
             std = self.embedding_std / (math.sqrt(size) * self.sigma)
-            self._projection = rng.normal(0.0, std, size=(numel, size))
+            self._projection = gaussian_projection(projection_seed, numel, size, std)
             self._projection_key = key
         return self._projection
 
@@ -170,29 +285,18 @@ class CMAESOptimizer(PromptOptimizer):
         seed = int(seed)
         size = self.subspace_dim
         _, sampling_seed, fallback_seed = np.random.SeedSequence(seed).spawn(3)
-        # pycma draws its samples with `options["randn"]`. Giving it a
-        # generator of its own makes the generator part of the strategy
-        # object: a deep copy (in `ask`) or a pickle (in `state_to_bytes`)
-        # carries its exact position along, so the state alone determines
-        # the next candidates. (With the default `np.random.randn`, a copy
-        # would snapshot whatever the caller's global generator held.)
-        sampler = np.random.RandomState(sampling_seed.generate_state(1)[0])
-        # Any other pycma draws go to numpy's global generator, which we swap
-        # for a state of our own around every pycma call.
-        random_state = np.random.RandomState(
-            fallback_seed.generate_state(1)[0]
-        ).get_state()
-        options = dict(
-            _QUIET_FILE_FREE_OPTIONS, popsize=self.popsize, randn=sampler.randn
-        )
+        # Any pycma draws other than its samples (see `new_strategy`) go to
+        # numpy's global generator, which we swap for a state of our own
+        # around every pycma call.
+        random_state = random_state_for(fallback_seed)
 
         def make_strategy():
-            strategy = cma.CMAEvolutionStrategy(np.zeros(size), self.sigma, options)
             # The first generation includes z = 0, i.e. `p0` itself, so that
             # `best()` is never worse than the prompt the search started
             # from (which matters when CMA-ES refines an earlier stage's).
-            strategy.inject([np.zeros(size)], force=True)
-            return strategy
+            return new_strategy(
+                size, self.sigma, self.popsize, sampling_seed, include_origin=True
+            )
 
         strategy, random_state = _with_numpy_global_state(random_state, make_strategy)
         return CMAESState(
@@ -219,10 +323,7 @@ class CMAESOptimizer(PromptOptimizer):
             if consume:
                 self._sample_cache = None
             return cached[1:]
-        strategy = copy.deepcopy(state.strategy)
-        z, random_state = _with_numpy_global_state(
-            state.numpy_random_state, lambda: np.asarray(strategy.ask())
-        )
+        strategy, z, random_state = ask_copy(state.strategy, state.numpy_random_state)
         self._sample_cache = None if consume else (state, strategy, z, random_state)
         return strategy, z, random_state
 
@@ -242,15 +343,8 @@ class CMAESOptimizer(PromptOptimizer):
         _, losses, _ = self._check_told(
             state, candidates, losses, grads, expected=expected
         )
-        if not np.all(np.isfinite(losses)):
-            raise ValueError(
-                "CMAESOptimizer.tell() got NaN or inf losses; CMA-ES ranks "
-                "candidates and cannot rank those. Make the evaluator return "
-                "finite losses (e.g. clip log-probabilities)."
-            )
-        _, random_state = _with_numpy_global_state(
-            random_state, lambda: strategy.tell(list(z), losses.tolist())
-        )
+        check_finite_losses(self, losses)
+        random_state = tell_in_place(strategy, z, losses, random_state)
         winner = int(np.argmin(losses))
         best_prompt, best_loss = state.best_prompt, state.best_loss
         if losses[winner] < best_loss:
@@ -278,17 +372,10 @@ class CMAESOptimizer(PromptOptimizer):
     def state_to_bytes(self, state):
         # pycma documents pickling as its way to save a strategy, so this one
         # field is a pickle: load checkpoints only from sources you trust.
-        name, key, position, has_gauss, cached_gaussian = state.numpy_random_state
         return pack_state(
             {
-                "strategy_pickle": np.frombuffer(
-                    pickle.dumps(state.strategy, protocol=4), np.uint8
-                ),
-                "random_generator": name,
-                "random_key": np.asarray(key),
-                "random_position": int(position),
-                "random_has_gauss": int(has_gauss),
-                "random_cached_gaussian": float(cached_gaussian),
+                "strategy_pickle": strategy_to_array(state.strategy),
+                **random_state_fields(state.numpy_random_state),
                 "init_prompt": state.init_prompt,
                 "seed": state.seed,
                 "best_prompt": state.best_prompt,
@@ -300,14 +387,8 @@ class CMAESOptimizer(PromptOptimizer):
     def state_from_bytes(self, data):
         fields = unpack_state(data)
         return CMAESState(
-            strategy=pickle.loads(fields["strategy_pickle"].tobytes()),
-            numpy_random_state=(
-                fields["random_generator"],
-                fields["random_key"],
-                fields["random_position"],
-                fields["random_has_gauss"],
-                fields["random_cached_gaussian"],
-            ),
+            strategy=strategy_from_array(fields["strategy_pickle"]),
+            numpy_random_state=random_state_from_fields(fields),
             init_prompt=fields["init_prompt"],
             seed=fields["seed"],
             best_prompt=fields["best_prompt"],

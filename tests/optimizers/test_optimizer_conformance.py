@@ -19,7 +19,7 @@ OPTIMIZER_NAMES = available_optimizers()
 
 
 def test_registry_holds_the_built_in_optimizers():
-    assert {"backprop", "cma_es"} <= set(OPTIMIZER_NAMES)
+    assert {"backprop", "bbtv2", "cma_es"} <= set(OPTIMIZER_NAMES)
 
 
 def _advance(optimizer, state, target, steps):
