@@ -12,6 +12,8 @@ from promptopt.callbacks.base import RunnerCallback
 _NOT_SCALARS = ("stage", "step")
 # Runner log keys shown under clearer TensorBoard tags.
 _RUNNER_TAGS = {"batch_accuracy": "accuracy", "best_loss": "best_so_far_loss"}
+# A DevSelection's log keys, written under validation/ with these tags.
+_DEV_TAGS = {"dev_accuracy": "accuracy", "dev_loss": "loss", "best_dev_accuracy": "best_accuracy"}
 
 
 class TensorBoardLogger(RunnerCallback, keras.callbacks.Callback):
@@ -27,8 +29,8 @@ class TensorBoardLogger(RunnerCallback, keras.callbacks.Callback):
     What it records (the step is the epoch under `fit()`, the runner step
     under the runner):
 
-    - scalars: `loss` and `accuracy` on train and (`val_*` keys, or
-      `dev_metrics`) on validation; `learning_rate`, or CMA-ES' `sigma` and
+    - scalars: `loss` and `accuracy` on train and (`val_*` keys, a
+      runner `DevSelection`'s `dev_*` logs, or `dev_metrics`) on validation; `learning_rate`, or CMA-ES' `sigma` and
       `best_so_far_loss`; `forward_calls` (`fit()`: training batches) and
       `wall_time` in seconds; everything else numeric in the logs;
     - `prompt/norm_mean`, and histograms `prompt/values` and `prompt/norms`
@@ -261,9 +263,15 @@ class TensorBoardLogger(RunnerCallback, keras.callbacks.Callback):
 
     def on_step_end(self, step, logs):
         values = {
-            _RUNNER_TAGS.get(k, k): v for k, v in logs.items() if k not in _NOT_SCALARS
+            _RUNNER_TAGS.get(k, k): v
+            for k, v in logs.items()
+            if k not in _NOT_SCALARS and k not in _DEV_TAGS
         }
         self.write_scalars(values, step)
+        # A DevSelection's scores of the export, under validation/ as fit()'s.
+        dev = {_DEV_TAGS[k]: v for k, v in logs.items() if k in _DEV_TAGS}
+        if dev:
+            self.write_scalars(dev, step, split="validation")
         if self.dev_metrics is not None and (step + 1) % self.dev_every == 0:
             self.write_scalars(self.dev_metrics(), step, split="validation")
         if step % self.histogram_every == 0 or (step + 1) % self.text_every == 0:

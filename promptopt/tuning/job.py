@@ -94,6 +94,7 @@ class TuningJob:
             factory.evaluator_for(config.method),
             callbacks=self._callbacks(model, factory),
             checkpoint_dir=os.path.join(config.output_dir, CHECKPOINT_DIR),
+            checkpoint_every=factory.checkpoint_every(),
             selection=selection,
         )
         result = runner.run(initial, stages, seed=config.seed)

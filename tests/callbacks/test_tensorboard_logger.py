@@ -10,6 +10,7 @@ from promptopt.evaluators.keras_evaluator import KerasEvaluator
 from promptopt.optimizers import BackpropOptimizer
 from promptopt.optimizers import CMAESOptimizer
 from promptopt.runner.budget import Budget
+from promptopt.runner.dev_selection import DevSelection
 from promptopt.runner.runner import PromptTuningRunner
 from promptopt.runner.runner import Stage
 from promptopt.tasks.text_encoder import tokenize_all
@@ -119,30 +120,46 @@ def test_runner_writes_loss_learning_rate_calls_and_prompt_views(tmp_path):
     assert session_hparams(train) == {"optimizer": "adamw", "steps": 5}
 
 
-def test_runner_logs_cma_es_sigma_and_dev_metrics(tmp_path):
+def test_runner_logs_cma_es_sigma_and_a_real_dev_selection(tmp_path):
     logdir = tmp_path / "cma"
     model = classifier("gpt2", prompt_length=2)
     x, y = toy_batch(n=8)
+    dev_x, dev_y = toy_batch(n=6, seed=1)
     evaluator = KerasEvaluator(model, x, y, batch_size=8, parameters="prompt")
-    calls = []
+    dev_evaluator = KerasEvaluator(model, dev_x, dev_y, batch_size=6, parameters="prompt")
 
-    def dev_metrics():
-        calls.append(1)
-        return {"accuracy": 0.5, "loss": 1.25}
+    def dev_score(candidate):
+        evaluation = dev_evaluator.evaluate(candidate[None], step=0)
+        return evaluation.metrics["batch_accuracy"], evaluation.losses[0]
 
-    logger = TensorBoardLogger(logdir, dev_metrics=dev_metrics, dev_every=2)
-    PromptTuningRunner(evaluator, callbacks=[logger]).run(
+    logger = TensorBoardLogger(logdir)
+    result = PromptTuningRunner(
+        evaluator, callbacks=[logger], selection=DevSelection(dev_score, every=2)
+    ).run(
         evaluator.initial_candidate(),
-        [Stage(CMAESOptimizer(subspace_dim=4, popsize=4), Budget(steps=3))],
+        [Stage(CMAESOptimizer(subspace_dim=4, popsize=4), Budget(steps=5))],
         seed=0,
     )
     train = read_events(logdir / "train")
-    assert len(train["sigma"]) == 3 and all(float(v) > 0 for _, _, v in train["sigma"])
-    assert [float(v) for _, _, v in train["forward_calls"]] == [4, 8, 12]
+    assert len(train["sigma"]) == 5 and all(float(v) > 0 for _, _, v in train["sigma"])
+    assert [float(v) for _, _, v in train["forward_calls"]] == [4, 8, 12, 16, 20]
     validation = read_events(logdir / "validation")
-    # After step 2 (every 2 steps) and at the end of the run (step 3).
-    assert [s for s, _, _ in validation["accuracy"]] == [1, 2]
-    assert [float(v) for _, _, v in validation["loss"]] == [1.25, 1.25]
+    # Scored after steps 2 and 4 (every 2); the stage's end is logged by the
+    # selection but not as a step. Each value is the dev loss of that
+    # step's export, recomputed here from the selection's record.
+    evaluations = result.selection["evaluations"]
+    assert [e["step"] for e in evaluations] == [1, 3, 4]
+    assert [s for s, _, _ in validation["loss"]] == [1, 3]
+    np.testing.assert_allclose(
+        [float(v) for _, _, v in validation["loss"]],
+        [e["dev_loss"] for e in evaluations[:2]], rtol=1e-6)
+    # The selected prompt is the export with the best dev score, and its
+    # dev accuracy, recomputed independently, is the one recorded.
+    best = max(evaluations, key=lambda e: (e["dev_accuracy"], -e["dev_loss"]))
+    assert result.selection["step"] == best["step"]
+    model.soft_prompt.assign(result.selected_prompt)
+    recomputed = np.mean(np.argmax(np.asarray(model(dev_x)), axis=-1) == dev_y)
+    assert recomputed == pytest.approx(best["dev_accuracy"])
     assert "_hparams_/session_start_info" not in train  # none given, none written
 
 
@@ -181,9 +198,10 @@ def test_cli_logdir_holds_the_run_and_nothing_else_is_written(tmp_path, monkeypa
     assert sorted(os.listdir(work)) == ["out", "tb"]
     assert_only_event_files(work / "tb")
     train = read_events(work / "tb" / "train")
-    assert len(train["loss"]) == 2 and "prompt/nearest_tokens" in train
+    # 2 epochs of 2 batches of 2: 4 runner steps, dev-scored once an epoch.
+    assert [s for s, _, _ in train["loss"]] == [0, 1, 2, 3] and "prompt/nearest_tokens" in train
     assert session_hparams(train)["prompt_length"] == 2
-    assert "accuracy" in read_events(work / "tb" / "validation")
+    assert [s for s, _, _ in read_events(work / "tb" / "validation")["accuracy"]] == [1, 3]
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,11 @@ def test_best_is_the_lowest_loss_candidate_so_far():
     np.testing.assert_array_equal(optimizer.best(state), candidates[1])
     assert metrics["best_loss"] == 1.0
     candidates = optimizer.ask(state)
+    first_best = optimizer.best(state)
     state, metrics = optimizer.tell(state, candidates, np.array([4.0, 6.0, 2.0, 5.0]))
-    np.testing.assert_array_equal(optimizer.best(state), optimizer.best(state))
+    # No candidate of the second generation beat 1.0: the best stays put.
+    np.testing.assert_array_equal(optimizer.best(state), first_best)
+    assert not any(np.array_equal(optimizer.best(state), c) for c in candidates)
     assert metrics["best_loss"] == 1.0
     assert metrics["loss"] == 2.0
     assert metrics["mean_loss"] == 4.25
