@@ -34,6 +34,7 @@ class CachedGenerator:
         stop_token_ids=None,
         use_cache=True,
         max_new_tokens=None,
+        on_step=None,
     ):
         """Fills the padding of right-padded `token_ids` `[B, T]`.
 
@@ -45,6 +46,11 @@ class CachedGenerator:
             stop_token_ids: ids that end a row.
             max_new_tokens: encoder-decoder models only: decoder steps
                 (default T).
+            on_step: optional callable `(token_ids [B, T], index)`, called
+                before each cached step with every token up to `index - 1`
+                in place (for streaming). It sees concrete values where the
+                sampling loop runs eagerly (TensorFlow); a traced loop (JAX)
+                hands it tracers.
 
         Returns:
             `[B, T]` token ids: the text followed by what was generated
@@ -78,6 +84,8 @@ class CachedGenerator:
         def next(ids, cache, index):
             # The token at index - 1 is the newest; it sits at cache slot
             # P + index - 1 because the prompt holds the first P slots.
+            if on_step is not None:
+                on_step(ids, index)
             rows = ops.shape(ids)[0]
             current = ops.slice(ids, [0, index - 1], [rows, 1])
             h, cache = adapter.decode_with_cache(

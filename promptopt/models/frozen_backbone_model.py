@@ -6,6 +6,7 @@ from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.models.cached_generator import CachedGenerator
+from promptopt.models.prompt_table import per_row_class_scores
 from promptopt.models.tokenizer_config import deserialize_tokenizer
 from promptopt.models.tokenizer_config import serialize_tokenizer
 from promptopt.prompts.prompt_file import FORMAT_VERSION
@@ -158,8 +159,20 @@ class FrozenBackboneModel(keras.Model):
         """Texts -> `{"token_ids", "padding_mask"}` arrays `[N, T]`."""
         return self.text_encoder().encode(texts)
 
-    def classify(self, texts, batch_size=32):
-        """Predicted class indices `[N]` for raw texts."""
+    def classify(self, texts, batch_size=32, prompts=None, prompt_ids=None):
+        """Predicted class indices `[N]` for raw texts.
+
+        Args:
+            texts: list of N strings.
+            batch_size: int.
+            prompts: optional `PromptTable` (soft prompts) or `PrefixTable`;
+                text i then runs with `prompts[prompt_ids[i]]` in place of
+                the model's own trained tensor, all in shared passes.
+            prompt_ids: N ints into `prompts`.
+        """
+        if prompts is not None:
+            scores = per_row_class_scores(self, texts, prompts, prompt_ids, batch_size)
+            return np.argmax(scores, axis=-1)
         scores = self.predict(
             self.encode_texts(texts), batch_size=batch_size, verbose=0
         )
@@ -171,6 +184,8 @@ class FrozenBackboneModel(keras.Model):
         max_new_tokens=32,
         sampler="greedy",
         use_cache=True,
+        prompts=None,
+        prompt_ids=None,
     ):
         """Continues each text, prompt or prefix in place; returns new text.
 
@@ -184,14 +199,27 @@ class FrozenBackboneModel(keras.Model):
             max_new_tokens: int.
             sampler: keras-hub sampler or name ("greedy", "top_k", "beam").
             use_cache: bool.
+            prompts: optional `PromptTable` or `PrefixTable`; text i then
+                continues `prompts[prompt_ids[i]]` instead of the model's own
+                trained tensor, all rows in one pass.
+            prompt_ids: N ints into `prompts`.
         """
         rows = self.text_encoder().ids(texts)
         end = getattr(self.tokenizer, "end_token_id", None)
         stop = None if end is None else (end,)
         adapter, prompt = self._adapter_and_prompt()
+        longest_input = self.max_length
+        if prompts is not None:
+            # The rows carry their prompts (as virtual ids) or the adapter
+            # their prefixes; the shared prompt is then empty.
+            if self.adapter.is_encoder_decoder:
+                rows = [row[-self.max_length :] for row in rows]  # as pad_rows would
+            adapter, rows = prompts.bind(self.adapter, prompt_ids, rows)
+            prompt = ops.zeros((0, self.adapter.hidden_dim))
+            longest_input = max(len(row) for row in rows)  # cut nothing more
         generator = CachedGenerator(adapter)
         if self.adapter.is_encoder_decoder:
-            batch = pad_rows(rows, self.max_length)
+            batch = pad_rows(rows, longest_input)
             out = generator(
                 prompt,
                 batch["token_ids"],
