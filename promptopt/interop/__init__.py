@@ -1,0 +1,1 @@
+"""Files other tools read: safetensors (numpy only) and PEFT's prompt-learning adapters."""
