@@ -4,8 +4,12 @@ import json
 
 
 def add_arguments(parser):
-    parser.add_argument("--prompt", required=True,
-                        help="prompt.npz, prefix.npz or prompt.json written by promptopt tune")
+    parser.add_argument("--prompt", required=True, action="append",
+                        help="prompt.npz, prefix.npz or prompt.json written by promptopt tune; "
+                        "repeat it with prompt.npz files of one task to score their ensemble")
+    parser.add_argument("--ensemble", default="mean", choices=("mean", "vote"),
+                        help="with several --prompt: mean class probability (default) or "
+                        "majority vote (ties go to the higher mean probability, then the first class)")
     add_data_arguments(parser, labelled=True)
 
 
@@ -30,12 +34,18 @@ def add_data_arguments(parser, labelled):
 
 
 def load_saved(args):
+    """A `SavedPrompt`, or a `PromptEnsemble` when eval got several --prompt."""
     from promptopt.cli.quiet_startup import import_quietly
 
     import_quietly(verbose=args.verbose)
     from promptopt.tuning.saved_prompt import SavedPrompt
+    from promptopt.tuning.saved_prompt import load_ensemble
 
-    return SavedPrompt.load(args.prompt, model_spec=args.model, dtype=args.dtype,
+    prompts = args.prompt if isinstance(args.prompt, list) else [args.prompt]
+    if len(prompts) > 1:
+        return load_ensemble(prompts, model_spec=args.model, dtype=args.dtype,
+                             max_length=args.max_length, combine=args.ensemble)
+    return SavedPrompt.load(prompts[0], model_spec=args.model, dtype=args.dtype,
                             max_length=args.max_length)
 
 
@@ -67,15 +77,29 @@ def run_eval(args, log=print):
         raise ValueError(
             f"The data's classes {list(data.classes)} are not the prompt's {list(saved.classes)}. "
             "Score a file with the labels the prompt was tuned on.")
-    probabilities = saved.probabilities(data.texts, args.batch_size)
-    predictions = probabilities.argmax(axis=-1)
+    prompts = args.prompt if isinstance(args.prompt, list) else [args.prompt]
+    ensemble = None
+    if len(prompts) > 1:
+        ensemble, members = saved, saved.member_probabilities(data.texts, args.batch_size)
+        probabilities, predictions = ensemble.combine(members, ensemble.combine_rule)
+    else:
+        probabilities = saved.probabilities(data.texts, args.batch_size)
+        predictions = probabilities.argmax(axis=-1)
     accuracy = float(np.mean(predictions == data.labels))
     per_class = {
         c: float(np.mean(predictions[data.labels == i] == i)) if np.any(data.labels == i) else None
         for i, c in enumerate(saved.classes)
     }
-    result = {"prompt": args.prompt, "examples": len(data), "accuracy": accuracy,
-              "per_class_recall": per_class}
-    log(f"Accuracy {accuracy:.4f} on {len(data)} examples ({args.prompt}).")
+    # One --prompt reports exactly what it always did: its path as a string.
+    result = {"prompt": prompts[0] if ensemble is None else prompts, "examples": len(data),
+              "accuracy": accuracy, "per_class_recall": per_class}
+    if ensemble is not None:
+        result["ensemble"] = ensemble.combine_rule
+        result["member_accuracy"] = [float(np.mean(m.argmax(-1) == data.labels)) for m in members]
+        log(f"Accuracy {accuracy:.4f} on {len(data)} examples (ensemble of {len(prompts)} "
+            f"prompts by {ensemble.combine_rule}; members "
+            + ", ".join(f"{a:.4f}" for a in result["member_accuracy"]) + ").")
+    else:
+        log(f"Accuracy {accuracy:.4f} on {len(data)} examples ({prompts[0]}).")
     log(json.dumps(result))
     return result

@@ -99,6 +99,27 @@ class SavedPrompt:
         return class_probabilities(self.model, [self.text + t for t in texts], batch_size)
 
 
+def load_ensemble(paths, model_spec=None, dtype="float32", max_length=128, combine="mean",
+                  strategy="batched"):
+    """A `PromptEnsemble` of prompt files from `promptopt tune`, on their model.
+
+    The model, task and template are the first file's (as `SavedPrompt`
+    reads them); every other file is checked against them.
+    """
+    from promptopt.models.prompt_ensemble import PromptEnsemble
+
+    paths = [str(p) for p in paths]
+    for path in paths:
+        if path.endswith(".json") or _npz_kind(path) != "prompt":
+            raise ValueError(
+                f"{path} is not a soft prompt: an ensemble combines prompt.npz files "
+                "(`promptopt tune --method prompt`, residual or bbt). Score a prefix or a text "
+                "prompt on its own, with one --prompt.")
+    first = SavedPrompt.load(paths[0], model_spec=model_spec, dtype=dtype, max_length=max_length)
+    return PromptEnsemble.from_files(first.model, paths, combine=combine, strategy=strategy,
+                                     template=first.template)
+
+
 def _npz_kind(path):
     try:
         with np.load(path, allow_pickle=False) as data:
