@@ -27,7 +27,8 @@ def add_data_arguments(parser, labelled):
         data.add_argument("--label-column", default="label")
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="override the model saved with the prompt")
-    model.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    model.add_argument("--dtype", choices=("float32", "bfloat16"),
+                       help="precision to score in (default: the one the prompt was tuned in)")
     model.add_argument("--max-length", type=int, default=128)
     model.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logging")

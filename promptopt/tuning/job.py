@@ -160,7 +160,7 @@ class TuningJob:
     def _save(self, model, factory, final, data, config):
         extra = {"template": data.template, "label_words": data.label_words,
                  "model_spec": config.model, "method": config.method,
-                 "placement": config.placement}
+                 "placement": config.placement, "dtype": config.dtype}
         if factory.kind == "text":
             path = os.path.join(config.output_dir, "prompt.json")
             write_json(path, {"format": "promptopt-text-prompt", "text": factory.prompt_text(final),

@@ -26,6 +26,8 @@ class SavedPrompt:
     words, placement) and template; the model is the one it was tuned on
     (`model_spec`, overridable), and a file made for another model is
     refused (`PromptMismatchError`), whatever precision either was in.
+    Scoring runs in the precision the prompt was tuned in unless `dtype` is
+    given, so `eval` reproduces the accuracy `tune` reported.
 
     Args:
         model: the `PromptedModel` or `PrefixModel`, prompt loaded.
@@ -52,7 +54,7 @@ class SavedPrompt:
         return self.model.task.verbalizer.classes
 
     @classmethod
-    def load(cls, path, model_spec=None, dtype="float32", max_length=128):
+    def load(cls, path, model_spec=None, dtype=None, max_length=128):
         path = str(path)
         if path.endswith(".json"):
             return cls._load_text(path, model_spec, dtype, max_length)
@@ -60,7 +62,7 @@ class SavedPrompt:
         file = (PrefixFile if kind == "prefix" else PromptFile).load(path)
         extra = file.extra
         loaded = load_language_model(model_spec or extra.get("model_spec") or file.model_id)
-        backbone = loaded.backbone if dtype == "float32" else cast_backbone(loaded.backbone, dtype)
+        backbone = _in_precision(loaded.backbone, dtype or extra.get("dtype", "float32"))
         task = deserialize_task(extra["task"])
         common = dict(tokenizer=loaded.tokenizer, model_id=loaded.model_id, max_length=max_length)
         if kind == "prefix":
@@ -87,7 +89,7 @@ class SavedPrompt:
         from promptopt.tasks import Verbalizer
 
         loaded = load_language_model(model_spec or record["model_spec"])
-        backbone = loaded.backbone if dtype == "float32" else cast_backbone(loaded.backbone, dtype)
+        backbone = _in_precision(loaded.backbone, dtype or record.get("dtype", "float32"))
         verbalizer = Verbalizer(list(record["label_words"]), record["label_words"], loaded.tokenizer)
         model = PromptedModel(backbone, VerbalizerClassification(verbalizer), prompt_length=0,
                               tokenizer=loaded.tokenizer, model_id=loaded.model_id,
@@ -118,6 +120,10 @@ def load_ensemble(paths, model_spec=None, dtype="float32", max_length=128, combi
     first = SavedPrompt.load(paths[0], model_spec=model_spec, dtype=dtype, max_length=max_length)
     return PromptEnsemble.from_files(first.model, paths, combine=combine, strategy=strategy,
                                      template=first.template)
+
+
+def _in_precision(backbone, dtype):
+    return backbone if dtype == "float32" else cast_backbone(backbone, dtype)
 
 
 def _npz_kind(path):

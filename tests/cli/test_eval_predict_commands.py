@@ -20,21 +20,22 @@ def tuned(tmp_path_factory):
     data = write_data(root / "data.csv")
     unlabelled = write_data(root / "unlabelled.csv", labelled=False)
     runs = {}
-    for method, budget in (("prompt", "6"), ("prefix", "6")):
+    files = {"prompt": "prompt.npz", "prefix": "prefix.npz", "discrete": "prompt.json"}
+    for method, budget in (("prompt", ["--steps", "6"]), ("prefix", ["--steps", "6"]),
+                           ("discrete", ["--forward-calls", "8", "--popsize", "4"])):
         out = root / method
         assert main([
             "tune", "--model", preset, "--train", data, "--test", data,
             "--template", "{review}. It was", "--label-words", "0=terrible,1=great",
-            "--prompt-length", "3", "--batch-size", "4", "--steps", budget, "--quiet",
+            "--prompt-length", "3", "--batch-size", "4", *budget, "--quiet",
             "--method", method, "--output-dir", str(out),
         ]) == 0
         with open(out / "results.json") as f:
-            runs[method] = (out / ("prefix.npz" if method == "prefix" else "prompt.npz"),
-                            json.load(f))
+            runs[method] = (out / files[method], json.load(f))
     return {"preset": preset, "other": other, "data": data, "unlabelled": unlabelled, **runs}
 
 
-@pytest.mark.parametrize("method", ["prompt", "prefix"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "discrete"])
 def test_eval_gives_the_accuracy_tune_reported(tuned, method, capsys):
     path, results = tuned[method]
     capsys.readouterr()
@@ -44,7 +45,7 @@ def test_eval_gives_the_accuracy_tune_reported(tuned, method, capsys):
     assert report["accuracy"] == pytest.approx(results["test_accuracy_after"], abs=1e-12)
 
 
-@pytest.mark.parametrize("method", ["prompt", "prefix"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "discrete"])
 @pytest.mark.parametrize("extension", [".csv", ".jsonl"])
 def test_predict_writes_classes_and_probabilities(tuned, method, extension, tmp_path, capsys):
     path, _ = tuned[method]

@@ -83,23 +83,6 @@ def test_help_lists_every_method(capsys):
     assert "{prompt,residual,prefix,bbt,bbtv2,discrete}" in text
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_every_method_trains_from_the_cli(presets, data_file, tmp_path, method):
-    optimizer, filename, budget, no_budget = METHOD_RUNS[method]
-    out, start = tmp_path / "out", tmp_path / "start"
-    assert main(tune_args(presets["llama"], data_file, out, "--method", method, *budget)) == 0
-    assert main(tune_args(presets["llama"], data_file, start, "--method", method, *no_budget)) == 0
-    results = results_of(out)
-    assert [s["optimizer"] for s in results["stages"]] == [optimizer]
-    assert results["config"]["method"] == method
-    assert results["train_loss_after"] < results["train_loss_before"]
-    # Zero budget exports the initial prompt; training moved it.
-    initial = saved_tensor(start, filename)
-    assert results_of(start)["train_loss_after"] == results_of(start)["train_loss_before"]
-    assert not np.array_equal(saved_tensor(out, filename), initial)
-    assert sorted(os.listdir(out)) == sorted(["checkpoint", "results.json", filename])
-
-
 def test_bbt_uses_the_shared_input_scorer_on_the_whole_training_set(presets, data_file, tmp_path):
     out = tmp_path / "out"
     assert main(tune_args(presets["llama"], data_file, out, "--method", "bbt",
@@ -148,11 +131,11 @@ RESUME_BUDGETS = {
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_a_run_killed_with_sigkill_resumes_to_the_identical_prompt(
+def test_every_method_trains_and_resumes_from_sigkill_to_the_identical_prompt(
         presets, data_file, tmp_path, method):
-    filename = METHOD_RUNS[method][1]
+    optimizer, filename, _, no_budget = METHOD_RUNS[method]
     flags = ["--method", method, *RESUME_BUDGETS[method]]
-    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    killed, reference, start = tmp_path / "killed", tmp_path / "reference", tmp_path / "start"
     checkpoint = _run_until_killed(
         tune_args(presets["llama"], data_file, killed, *flags, dev=True), killed, minimum_step=2)
     assert not checkpoint.stage_finished  # it really stopped midway
@@ -161,6 +144,16 @@ def test_a_run_killed_with_sigkill_resumes_to_the_identical_prompt(
     assert main(tune_args(presets["llama"], data_file, reference, *flags, dev=True)) == 0
     np.testing.assert_array_equal(saved_tensor(killed, filename), saved_tensor(reference, filename))
     assert results_of(killed)["dev_selection"] == results_of(reference)["dev_selection"]
+
+    results = results_of(reference)
+    assert [s["optimizer"] for s in results["stages"]] == [optimizer]
+    assert results["config"]["method"] == method
+    assert results["train_loss_after"] < results["train_loss_before"]
+    # Zero budget exports the initial prompt; training moved it.
+    assert main(tune_args(presets["llama"], data_file, start, "--method", method, *no_budget)) == 0
+    assert results_of(start)["train_loss_after"] == results_of(start)["train_loss_before"]
+    assert not np.array_equal(saved_tensor(reference, filename), saved_tensor(start, filename))
+    assert sorted(os.listdir(reference)) == sorted(["checkpoint", "results.json", filename])
 
 
 def test_the_same_config_twice_and_from_results_json_gives_bit_identical_prompts(
