@@ -57,6 +57,15 @@ class TuningJob:
         self.progress = progress
 
     def run(self):
+        if self.config.devices is None:
+            return self._run()
+        from promptopt.distribution import DistributionSetup
+
+        # Models and evaluators built inside the scope run on its devices.
+        with DistributionSetup(self.config.devices).scope():
+            return self._run()
+
+    def _run(self):
         started = time.time()
         data = TaskData.from_config(self.config)
         log = self.log
@@ -79,14 +88,7 @@ class TuningJob:
         stages = factory.stages()
         for index, (method, stage) in enumerate(zip(config.stage_methods(), stages)):
             log(("Then: " if index else "Method: ") + _describe_stage(method, stage, config, factory))
-        scorer = factory.dev_scorer()
-        every = config.eval_every or (
-            factory.steps_per_epoch() if config.method in GRADIENT_METHODS else 1)
-        selection = DevSelection(scorer, every=every) if scorer is not None else None
-        unit = "step" if config.method in GRADIENT_METHODS else "generation"
-        period = f"every {unit}" if every == 1 else f"every {every} {unit}s"
-        log(f"Dev selection: the prompt is scored on the {dev_size} dev examples {period} and "
-            "the best one kept." if selection else "No dev set: the last export is kept.")
+        selection = self._dev_selection(factory, dev_size)
         initial = factory.initial_candidate()
         train_scorer = factory.train_scorer()
         train_loss_before = train_scorer(initial)
@@ -109,21 +111,15 @@ class TuningJob:
             "versions": library_versions(),
             "task": data.description,
             "model": loaded.model_id,
-            "stages": [
-                {"method": method, "optimizer": type(stage.optimizer).__name__,
-                 "optimizer_config": stage.optimizer.get_config(),
-                 "evaluator": type(stage.evaluator).__name__,
-                 "budget": {k: v for k, v in dataclasses.asdict(stage.budget).items() if v is not None}}
-                for method, stage in zip(config.stage_methods(), stages)
-            ],
+            "stages": [_stage_record(method, stage)
+                       for method, stage in zip(config.stage_methods(), stages)],
             "counters": {k: (round(v, 3) if isinstance(v, float) else v)
                          for k, v in result.counters.items()},
             "train_loss_before": train_loss_before,
             "train_loss_after": train_loss_after,
             "test_accuracy_before": before,
             "test_accuracy_after": after,
-            "dev_selection": None if selection is None else {
-                k: result.selection[k] for k in ("accuracy", "loss", "step", "forward_calls")},
+            "dev_selection": _selection_record(result.selection),
             "prompt_file": saved,
             "seconds": round(time.time() - started, 1),
         }
@@ -131,6 +127,21 @@ class TuningJob:
         log(f"Saved the {'prefix' if saved.endswith('prefix.npz') else 'prompt'} to {saved} "
             f"and the run's config and results to {os.path.join(config.output_dir, 'results.json')}.")
         return results
+
+    def _dev_selection(self, factory, dev_size):
+        """A `DevSelection` on the dev set (None without one), announced."""
+        config = self.config
+        scorer = factory.dev_scorer()
+        if scorer is None:
+            self.log("No dev set: the last export is kept.")
+            return None
+        gradient = config.method in GRADIENT_METHODS
+        every = config.eval_every or (factory.steps_per_epoch() if gradient else 1)
+        unit = "step" if gradient else "generation"
+        period = f"every {unit}" if every == 1 else f"every {every} {unit}s"
+        self.log(f"Dev selection: the prompt is scored on the {dev_size} dev examples {period} "
+                 "and the best one kept.")
+        return DevSelection(scorer, every=every)
 
     def _callbacks(self, model, factory):
         config = self.config
@@ -172,6 +183,20 @@ class TuningJob:
         if model.soft_prompt.parameterization is not None:
             model = _without_reparameterization(model)
         return model.save_prompt(os.path.join(config.output_dir, "prompt.npz"), extra=extra)
+
+
+def _stage_record(method, stage):
+    budget = {k: v for k, v in dataclasses.asdict(stage.budget).items() if v is not None}
+    return {"method": method, "optimizer": type(stage.optimizer).__name__,
+            "optimizer_config": stage.optimizer.get_config(),
+            "evaluator": type(stage.evaluator).__name__, "budget": budget}
+
+
+def _selection_record(selection):
+    """The dev selection's choice, or None when nothing was scored."""
+    if not selection or selection.get("step") is None:
+        return None
+    return {k: selection[k] for k in ("accuracy", "loss", "step", "forward_calls")}
 
 
 def _accuracy_with(factory, model, split, final, config):
