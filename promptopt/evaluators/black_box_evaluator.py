@@ -27,12 +27,21 @@ class BlackBoxEvaluator(Evaluator):
     lost is answered from the server's log. Subclasses build and parse the
     requests (`_call`).
 
-    Counters: `journal.paid_calls` (API calls paid, exact),
+    With `population_requests` on (a subclass that implements
+    `_call_population`), the candidates of one `evaluate` call that the
+    journal lacks go in one request instead of one each, with one key per
+    candidate; the journal still records one entry per candidate, and a
+    run resumed after a crash sends only the candidates it has no entry
+    for.
+
+    Counters: `journal.paid_calls` (candidates paid, exact: BBT's forward
+    calls), `journal.requests` (requests paid: one per population),
     `journal.input_tokens` (as reported by the server), and
-    `journal.http_requests` (attempts, retries included).
-    `Evaluation.forward_calls` is one per candidate, journaled or not, the
-    same unit as `KerasEvaluator`, so budgets mean the same thing locally
-    and remotely.
+    `journal.http_requests` (attempts, retries included). Each
+    `Evaluation` reports `api_calls` (candidates paid) and `api_requests`
+    (requests sent) in its metrics. `Evaluation.forward_calls` is one per
+    candidate, journaled or not, the same unit as `KerasEvaluator`, so
+    budgets mean the same thing locally and remotely.
 
     Args:
         texts: N formatted input texts.
@@ -55,6 +64,8 @@ class BlackBoxEvaluator(Evaluator):
     """
 
     provides_gradients = False
+    # Subclasses that implement `_call_population` may turn this on.
+    population_requests = False
 
     def __init__(self, texts, labels, batch_size=32, loss="cross_entropy", seed=0,
                  concurrency=4, journal_path=None):
@@ -108,6 +119,17 @@ class BlackBoxEvaluator(Evaluator):
         """One paid request; returns `{"loss", "accuracy", "input_tokens",
         "http_requests"}`."""
 
+    def _call_population(self, candidates, texts, labels, keys):
+        """One paid request for K candidates `[K, *S]`, one key each.
+
+        Returns `(results, attempts)`: K dicts `{"loss", "accuracy",
+        "input_tokens"}` in order, and the request's HTTP attempts.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} sends one candidate per request; set "
+            "population_requests=False."
+        )
+
     def evaluate(self, candidates, step, compute_gradients=False):
         if compute_gradients:
             raise ValueError(
@@ -123,17 +145,22 @@ class BlackBoxEvaluator(Evaluator):
         # Each distinct missing candidate is paid for once, even if the
         # optimizer asked for it twice in this step.
         missing = list({keys[i]: i for i, r in enumerate(results) if r is None}.values())
-        paid_tokens = 0
+        paid_tokens = requests = 0
 
         def pay(i):
             result = self._call(candidates[i], texts, labels, keys[i])
             self.journal.record(keys[i], {"step": int(step), **result})
             return keys[i], result
 
-        if missing:
+        if missing and self.population_requests:
+            paid = self._pay_population(candidates, missing, keys, texts, labels, step)
+            requests = 1
+        elif missing:
             workers = min(self.concurrency, len(missing))
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 paid = dict(pool.map(pay, missing))
+            requests = len(missing)
+        if missing:
             paid_tokens = sum(int(r["input_tokens"]) for r in paid.values())
             results = [paid.get(key, result) for key, result in zip(keys, results)]
         return Evaluation(
@@ -142,9 +169,28 @@ class BlackBoxEvaluator(Evaluator):
             metrics={
                 "batch_accuracy": float(np.mean([r["accuracy"] for r in results])),
                 "api_calls": float(len(missing)),
+                "api_requests": float(requests),
                 "api_input_tokens": float(paid_tokens),
             },
         )
+
+    def _pay_population(self, candidates, missing, keys, texts, labels, step):
+        """Pays for the `missing` candidates in one request; `{key: result}`."""
+        sent_keys = [keys[i] for i in missing]
+        results, attempts = self._call_population(
+            candidates[missing], texts, labels, sent_keys
+        )
+        # The request's attempts go on its first candidate's entry, so the
+        # journal's totals count the request once and each candidate once.
+        self.journal.record_many(
+            [
+                (key, {"step": int(step), **result,
+                       "http_requests": attempts if j == 0 else 0,
+                       "requests": 1 if j == 0 else 0})
+                for j, (key, result) in enumerate(zip(sent_keys, results))
+            ]
+        )
+        return dict(zip(sent_keys, results))
 
 
 def accuracy_of(scores, labels):

@@ -23,6 +23,19 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
     others (`allow_batching=False`), which is what makes the losses
     bit-identical; `exact=False` lets small requests share forward passes
     (losses then agree to float32 rounding).
+
+    `placement="suffix"` puts a soft prompt after each input (BBT's
+    `[x; prompt]`); the losses then equal `SharedInputEvaluator`'s on a
+    Llama-family model, bit for bit. With `population_requests=True` the
+    K candidates of one `evaluate` call go to the server in one request,
+    `[K, P, H]` with one key per candidate: one round trip, the inputs
+    tokenized once, and with a suffix prompt on a Llama-family model their
+    keys and values computed once, for the same losses bit for bit. The
+    budget still counts K forward calls (`Evaluation.forward_calls`,
+    `journal.paid_calls`) and one request (`journal.requests`, the
+    `api_requests` metric), and the journal and the server's log still
+    hold one entry per candidate, so a resumed run re-sends only the
+    candidates it has no entry for and the server computes none twice.
     Concurrency, retries, the journal and exact call counting come from
     `BlackBoxEvaluator` and `JSONHTTPClient`, the verbalizer and client
     set-up from `VerbalizerAPIEvaluator`.
@@ -37,6 +50,9 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         phrases: list of str, the text pieces a text candidate indexes.
         separator: str joining phrases.
         exact: bool, see above.
+        placement: "prefix" (default) or "suffix", where a soft prompt goes.
+        population_requests: bool, one request per `evaluate` call rather
+            than one per candidate (soft prompts only; see above).
         token: bearer token or None.
         timeout, max_retries, backoff_seconds: see `JSONHTTPClient`.
         batch_size, loss, seed, concurrency, journal_path: see
@@ -47,6 +63,7 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
     ```python
     evaluator = HTTPEvaluator("http://127.0.0.1:8000", train.texts, train.labels,
                               ["0", "1"], {"0": [" terrible"], "1": [" great"]},
+                              placement="suffix", population_requests=True,
                               journal_path="runs/api/journal.jsonl")
     optimizer = CMAESOptimizer(embedding_std=evaluator.info()["embedding_std"])
     PromptTuningRunner(evaluator).run(initial_prompt, [Stage(optimizer, Budget(steps=10))])
@@ -58,7 +75,8 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
     def __init__(self, base_url, texts, labels, classes, label_words, prompt="embeddings",
                  phrases=None, separator="", exact=True, token=None, timeout=60.0,
                  max_retries=5, backoff_seconds=0.5, batch_size=32, loss="cross_entropy",
-                 seed=0, concurrency=4, journal_path=None):
+                 seed=0, concurrency=4, journal_path=None, placement="prefix",
+                 population_requests=False):
         if prompt not in ("embeddings", "text"):
             raise ValueError(f"prompt must be 'embeddings' or 'text', got {prompt!r}.")
         if prompt == "text" and not phrases:
@@ -66,8 +84,18 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
                 "prompt='text' needs phrases=[...], the text pieces that a "
                 "discrete candidate's indices select."
             )
+        if placement not in ("prefix", "suffix"):
+            raise ValueError(f"placement must be 'prefix' or 'suffix', got {placement!r}.")
+        if prompt == "text" and (placement != "prefix" or population_requests):
+            raise ValueError(
+                "placement='suffix' and population_requests=True are for soft "
+                "prompts; use them with prompt='embeddings' (a text prompt "
+                "goes in front of the input, one per request)."
+            )
         self.prompt = prompt
         self.exact = bool(exact)
+        self.placement = placement
+        self.population_requests = bool(population_requests)
         super().__init__(
             base_url, texts, labels, classes, label_words, phrases=phrases,
             separator=separator, token=token, timeout=timeout, max_retries=max_retries,
@@ -76,7 +104,13 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         )
 
     def _identity(self):
-        return {**super()._identity(), "prompt": self.prompt, "exact": self.exact}
+        identity = {**super()._identity(), "prompt": self.prompt, "exact": self.exact}
+        # Only when not the default, so that journals written before the
+        # placement existed keep their keys. `population_requests` is not
+        # part of it: it changes how candidates travel, not their losses.
+        if self.placement != "prefix":
+            identity["placement"] = self.placement
+        return identity
 
     def info(self):
         """The server's `/info` (model, hidden_dim, embedding_std, limits)."""
@@ -92,8 +126,10 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         }
         if labels is not None:
             body["labels"] = [int(y) for y in labels]
+        if self.placement != "prefix":
+            body["placement"] = self.placement  # servers before it refuse the field
         if self.prompt == "embeddings":
-            body["prompt_embeddings"] = encode_array(candidate)
+            body["prompt_embeddings"] = encode_array(candidate)  # [P, H] or [K, P, H]
         else:
             body["prompt_text"] = self.prompt_text(candidate)
         return body
@@ -109,6 +145,23 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
             "input_tokens": int(reply["input_tokens"]),
             "http_requests": attempts,
         }
+
+    def _call_population(self, candidates, texts, labels, keys):
+        body = self.request_body(candidates, texts, labels)
+        # The keys travel per candidate, so no Idempotency-Key header: a
+        # retry (same body) is answered from the server's log for every
+        # candidate it already computed.
+        body["candidate_keys"] = list(keys)
+        reply, attempts = self.client.post(self.endpoint, body)
+        results = [
+            {
+                "loss": float(c["loss"]),
+                "accuracy": accuracy_of(decode_array(c["scores"]), labels),
+                "input_tokens": int(c["input_tokens"]),
+            }
+            for c in reply["candidates"]
+        ]
+        return results, attempts
 
     def predict(self, candidate, texts, batch_size=32):
         """Predicted class indices `[N]` for `texts` under `candidate`.

@@ -62,7 +62,7 @@ class SharedInputEvaluator(KerasEvaluator):
                 "placement='suffix'). With a prefix prompt the input's keys "
                 "and values depend on the prompt; use KerasEvaluator."
             )
-        if not isinstance(model.adapter, LlamaAdapter):
+        if not supports_shared_input(model.adapter):
             raise ValueError(
                 "SharedInputEvaluator needs a Llama-family backbone (rotary "
                 "positions, so a left-padded shared input matches the "
@@ -76,33 +76,10 @@ class SharedInputEvaluator(KerasEvaluator):
         self._shared_pass = compile_function(self._input_caches)
         self._whole_set_groups = None
 
-    def _layers(self):
-        return self.model.backbone.transformer_layers
-
     def _input_caches(self, token_ids, padding_mask):
-        """Per-layer K/V caches `[B, 2, T + P, kv_heads, head_dim]` of x."""
-        backbone = self.model.backbone
-        x = self.model.adapter.embed_tokens(token_ids)  # [B, T, H]
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        p = self.model.prompt_length
-        heads = backbone.num_key_value_heads
-        head_dim = backbone.hidden_dim // backbone.num_query_heads
-        keys = ops.concatenate(
-            [ops.cast(padding_mask, "int32"), ops.zeros((batch, p), "int32")], axis=1
-        )  # the prompt's slots stay empty in this pass
-        attention = ops.broadcast_to(keys[:, None, :], (batch, length, length + p))
-        caches = []
-        for layer in self._layers():
-            cache = ops.zeros((batch, 2, length + p, heads, head_dim), dtype=x.dtype)
-            x, cache = layer(
-                x,
-                decoder_attention_mask=attention,
-                self_attention_cache=cache,
-                self_attention_cache_update_index=0,
-                training=False,
-            )
-            caches.append(cache)
-        return caches
+        return suffix_input_caches(
+            self.model.adapter, token_ids, padding_mask, self.model.prompt_length
+        )
 
     def _loss_inputs(self, step):
         # The mini-batch's caches, computed once for all K candidates (per
@@ -113,7 +90,7 @@ class SharedInputEvaluator(KerasEvaluator):
         x, y = self.batch(step)
         groups = []
         for (bx, by), share in [((bx, by), len(by) / len(y)) for bx, by in self._buckets(x, y)]:
-            token_ids, padding_mask = _left_align(bx["token_ids"], bx["padding_mask"])
+            token_ids, padding_mask = left_align(bx["token_ids"], bx["padding_mask"])
             caches = self._shared_pass(token_ids, padding_mask)
             groups.append(((caches, padding_mask, by), share))
         if whole_set:
@@ -122,27 +99,9 @@ class SharedInputEvaluator(KerasEvaluator):
 
     def _loss_of(self, candidate_parts, caches, padding_mask, y):
         """Runs only the P prompt vectors, against the input's caches."""
-        prompt = self._prompt_of(candidate_parts)  # [P, H]
-        batch, length = ops.shape(padding_mask)[0], ops.shape(padding_mask)[1]
-        p = self.model.prompt_length
-        dtype = caches[0].dtype
-        x = ops.broadcast_to(
-            ops.cast(prompt, dtype)[None], (batch, p, ops.shape(prompt)[-1])
+        answer = suffix_answer_states(
+            self.model.adapter, self._prompt_of(candidate_parts), caches, padding_mask
         )
-        keys = ops.concatenate(
-            [ops.cast(padding_mask, "int32"), ops.ones((batch, p), "int32")], axis=1
-        )
-        attention = ops.broadcast_to(keys[:, None, :], (batch, p, length + p))
-        for layer, cache in zip(self._layers(), caches):
-            x, _ = layer(
-                x,
-                decoder_attention_mask=attention,
-                self_attention_cache=cache,
-                self_attention_cache_update_index=length,
-                training=False,
-            )
-        # The answer is read at the last prompt vector.
-        answer = self.model.backbone.layer_norm(x[:, -1, :], training=False)
         scores = self.model.task.scores_at_answer(self.model.adapter, answer)
         return self._classification_loss(scores, y)
 
@@ -155,7 +114,7 @@ class SharedInputEvaluator(KerasEvaluator):
         return super().evaluate(candidates, step)
 
 
-def _left_align(token_ids, padding_mask):
+def left_align(token_ids, padding_mask):
     """Numpy `[B, T]` rows with their real tokens moved to the end."""
     token_ids = np.asarray(token_ids)
     padding_mask = np.asarray(padding_mask).astype("int32")
@@ -167,3 +126,72 @@ def _left_align(token_ids, padding_mask):
             ids[row, -len(real) :] = real
             mask[row, -len(real) :] = 1
     return ids, mask
+
+
+def supports_shared_input(adapter):
+    """Whether a suffix prompt can run against a shared, left-padded input.
+
+    Llama-family models only: rotary positions depend on relative offsets,
+    so the pads in front of a left-aligned row change nothing.
+    """
+    return isinstance(adapter, LlamaAdapter)
+
+
+def suffix_input_caches(adapter, token_ids, padding_mask, prompt_length):
+    """Per-layer K/V caches `[B, 2, T + P, kv_heads, head_dim]` of the inputs.
+
+    One pass over the left-aligned inputs `[B, T]` (`left_align`) through
+    all L layers, leaving the P slots after them empty for a suffix prompt
+    (`suffix_answer_states`). `SharedInputEvaluator` and the server's
+    population scoring both call this, so their caches are the same.
+    """
+    backbone = adapter.backbone
+    x = adapter.embed_tokens(token_ids)  # [B, T, H]
+    batch, length = ops.shape(x)[0], ops.shape(x)[1]
+    p = prompt_length
+    heads = backbone.num_key_value_heads
+    head_dim = backbone.hidden_dim // backbone.num_query_heads
+    keys = ops.concatenate(
+        [ops.cast(padding_mask, "int32"), ops.zeros((batch, p), "int32")], axis=1
+    )  # the prompt's slots stay empty in this pass
+    attention = ops.broadcast_to(keys[:, None, :], (batch, length, length + p))
+    caches = []
+    for layer in backbone.transformer_layers:
+        cache = ops.zeros((batch, 2, length + p, heads, head_dim), dtype=x.dtype)
+        x, cache = layer(
+            x,
+            decoder_attention_mask=attention,
+            self_attention_cache=cache,
+            self_attention_cache_update_index=0,
+            training=False,
+        )
+        caches.append(cache)
+    return caches
+
+
+def suffix_answer_states(adapter, prompt, caches, padding_mask):
+    """Final hidden states `[B, H]` at the last of P prompt vectors `[P, H]`.
+
+    Runs only the prompt's `B * P` rows, against the inputs' caches from
+    `suffix_input_caches`; `padding_mask` `[B, T]` is the left-aligned one
+    the caches were computed from.
+    """
+    backbone = adapter.backbone
+    batch, length = ops.shape(padding_mask)[0], ops.shape(padding_mask)[1]
+    p = ops.shape(prompt)[0]
+    dtype = caches[0].dtype
+    x = ops.broadcast_to(ops.cast(prompt, dtype)[None], (batch, p, ops.shape(prompt)[-1]))
+    keys = ops.concatenate(
+        [ops.cast(padding_mask, "int32"), ops.ones((batch, p), "int32")], axis=1
+    )
+    attention = ops.broadcast_to(keys[:, None, :], (batch, p, length + p))
+    for layer, cache in zip(backbone.transformer_layers, caches):
+        x, _ = layer(
+            x,
+            decoder_attention_mask=attention,
+            self_attention_cache=cache,
+            self_attention_cache_update_index=length,
+            training=False,
+        )
+    # The answer is read at the last prompt vector.
+    return backbone.layer_norm(x[:, -1, :], training=False)

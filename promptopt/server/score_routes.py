@@ -1,6 +1,8 @@
-"""`/v1/score`: class scores and the loss of a batch under one prompt."""
+"""`/v1/score`: class scores and the loss of a batch under one prompt, or K."""
 
 import asyncio
+import hashlib
+import json
 
 import numpy as np
 from fastapi import APIRouter
@@ -10,19 +12,24 @@ from fastapi import Request
 
 from promptopt.server.auth import authorize
 from promptopt.server.limits import check_texts
+from promptopt.server.request_log import IdempotencyConflictError
+from promptopt.server.request_log import RequestLog
+from promptopt.server.scoring_engine import PopulationScoreJob
 from promptopt.server.scoring_engine import ScoreJob
 from promptopt.server.server_state import server_state
 from promptopt.wire.array_codec import ArrayDecodeError
 from promptopt.wire.array_codec import decode_array
 from promptopt.wire.array_codec import encode_array
+from promptopt.wire.names import IDEMPOTENCY_HEADER
 from promptopt.wire.names import SCORE_PATH
+from promptopt.wire.score_bodies import PopulationScoreResponse
 from promptopt.wire.score_bodies import ScoreRequest
 from promptopt.wire.score_bodies import ScoreResponse
 
 router = APIRouter(dependencies=[Depends(authorize)])
 
 
-@router.post(SCORE_PATH, response_model=ScoreResponse)
+@router.post(SCORE_PATH, response_model=ScoreResponse | PopulationScoreResponse)
 async def score(body: ScoreRequest, request: Request, state=Depends(server_state)):
     engine = state.engine
     check_texts(state.config, body.inputs, "inputs", body.prompt_text or "")
@@ -30,14 +37,30 @@ async def score(body: ScoreRequest, request: Request, state=Depends(server_state
         raise HTTPException(
             422, "Give prompt_embeddings or prompt_text, not both."
         )
+    if body.placement == "suffix" and body.prompt_text is not None:
+        raise HTTPException(
+            422,
+            "placement='suffix' puts a soft prompt after each input, and a "
+            "text prompt goes in front of it. Send prompt_embeddings, or "
+            "prompt_text with placement='prefix'.",
+        )
     prompt = soft_prompt_of(body, engine.hidden_dim, state.config.max_prompt_length)
     labels = labels_of(body)
     try:
         task_key = await asyncio.to_thread(
-            engine.task_key, body.classes, body.label_words
+            engine.task_key, body.classes, body.label_words, body.placement
         )
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
+    if prompt.ndim == 3:
+        return await score_population(body, request, state, task_key, prompt, labels)
+    if body.candidate_keys is not None:
+        raise HTTPException(
+            422,
+            "candidate_keys name the K candidates of a population "
+            "(prompt_embeddings [K, P, H]). With one prompt [P, H], send its "
+            "key as the Idempotency-Key header.",
+        )
     job = ScoreJob(
         task_key, list(body.inputs), labels, prompt, body.prompt_text or "",
         body.loss, batchable=body.allow_batching,
@@ -56,25 +79,147 @@ async def score(body: ScoreRequest, request: Request, state=Depends(server_state
     return await state.idempotent(request, SCORE_PATH, compute)
 
 
+async def score_population(body, request, state, task_key, prompts, labels):
+    """Scores K candidates `[K, P, H]` on the request's B inputs.
+
+    Exactly once per candidate key: a candidate the log holds is answered
+    from it, one that another request is computing now is waited for, and
+    only the rest are computed, in one `PopulationScoreJob`, then logged
+    (one line each) before the reply is sent.
+    """
+    if request.headers.get(IDEMPOTENCY_HEADER) is not None:
+        raise HTTPException(
+            422,
+            "A population request (prompt_embeddings [K, P, H]) is idempotent "
+            "per candidate: send one key per candidate in candidate_keys, "
+            f"and no {IDEMPOTENCY_HEADER} header.",
+        )
+    keys = candidate_keys_of(body, len(prompts))
+    inputs_sha256 = inputs_digest(body)
+    digests = [RequestLog.candidate_digest(inputs_sha256, p) for p in prompts]
+    claims = []
+    try:
+        for key, digest in zip(keys, digests):
+            claims.append(state.log.claim(key, digest))
+    except IdempotencyConflictError as error:
+        state.log.release([c.key for c in claims if c.owned], error)
+        raise HTTPException(409, str(error)) from None
+    owned = [k for k, claim in enumerate(claims) if claim.owned]
+    responses = {
+        k: claim.response for k, claim in enumerate(claims) if claim.response is not None
+    }
+    try:
+        if owned:
+            job = PopulationScoreJob(
+                task_key, list(body.inputs), labels, prompts[owned], body.loss
+            )
+            result = await state.run_job(job)
+            computed = [
+                {
+                    "scores": encode_array(c["scores"]),
+                    "loss": c["loss"],
+                    "input_tokens": c["input_tokens"],
+                }
+                for c in result["candidates"]
+            ]
+            await asyncio.to_thread(
+                state.log.record_computed_candidates,
+                SCORE_PATH,
+                [
+                    (keys[k], digests[k], len(body.inputs), r["input_tokens"], r)
+                    for k, r in zip(owned, computed)
+                ],
+            )
+            responses.update(zip(owned, computed))
+    except BaseException as error:
+        # Unclaim what this request did not log, so a retry can compute it.
+        state.log.release([keys[k] for k in owned if k not in responses], error)
+        raise
+    for k, claim in enumerate(claims):
+        if claim.pending is not None:
+            try:
+                # Shielded: this request giving up must not cancel the
+                # other one's computation.
+                responses[k] = await asyncio.shield(asyncio.wrap_future(claim.pending))
+            except Exception:
+                raise HTTPException(
+                    503,
+                    f"Another request computing candidate {k} (the same "
+                    "candidate key) failed; send this request again.",
+                ) from None
+    replayed = [k for k in range(len(prompts)) if k not in owned]
+    if replayed:
+        await asyncio.to_thread(
+            state.log.record_replayed_many, SCORE_PATH, [keys[k] for k in replayed]
+        )
+    return {
+        "model": state.engine.model_id,
+        "candidates": [
+            {**responses[k], "replayed": k not in owned} for k in range(len(prompts))
+        ],
+    }
+
+
+def candidate_keys_of(body, count):
+    """The K candidate keys (None each without them); 422 if they do not fit."""
+    if body.candidate_keys is None:
+        return [None] * count
+    keys = list(body.candidate_keys)
+    if len(keys) != count:
+        raise HTTPException(
+            422,
+            f"Got {len(keys)} candidate_keys for {count} candidates; send one "
+            "key per candidate (row of prompt_embeddings), or none.",
+        )
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise HTTPException(
+            422,
+            f"candidate_keys must be distinct; {repeated} appear more than "
+            "once. Send each candidate once.",
+        )
+    return keys
+
+
+def inputs_digest(body):
+    """Digest of what, besides its prompt, decides a candidate's result.
+
+    The inputs, labels, verbalizer, placement and loss: not the other
+    candidates, their keys, or `allow_batching` (a population always runs
+    on its own).
+    """
+    shared = body.model_dump(exclude={"prompt_embeddings", "candidate_keys", "allow_batching"})
+    text = json.dumps(shared, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def soft_prompt_of(body, hidden_dim, max_prompt_length):
-    """The request's soft prompt, float32 `[P, H]` (P = 0 without one); 422 if unfit."""
+    """The request's soft prompt, float32 `[P, H]` (P = 0 without one), or
+    K of them `[K, P, H]`; 422 if unfit."""
     if body.prompt_embeddings is None:
         return np.zeros((0, hidden_dim), "float32")
     try:
         prompt = decode_array(body.prompt_embeddings)
     except ArrayDecodeError as error:
         raise HTTPException(422, str(error)) from None
-    if prompt.ndim != 2 or prompt.shape[1] != hidden_dim:
+    if prompt.ndim not in (2, 3) or prompt.shape[-1] != hidden_dim:
+        population = (
+            "" if prompt.ndim == 2 else f" or [K, P, {hidden_dim}] (K candidates)"
+        )
         raise HTTPException(
             422,
             f"prompt_embeddings must have shape [P, {hidden_dim}] "
-            f"(P prompt vectors of the model's hidden size), got "
+            f"(P prompt vectors of the model's hidden size){population}, got "
             f"{list(prompt.shape)}.",
         )
-    if prompt.shape[0] > max_prompt_length:
+    if prompt.ndim == 3 and prompt.shape[0] == 0:
+        raise HTTPException(
+            422, "prompt_embeddings [K, P, H] holds no candidates (K=0); send at least one."
+        )
+    if prompt.shape[-2] > max_prompt_length:
         raise HTTPException(
             422,
-            f"prompt_embeddings has P={prompt.shape[0]} vectors; the "
+            f"prompt_embeddings has P={prompt.shape[-2]} vectors; the "
             f"limit is {max_prompt_length}.",
         )
     if not np.all(np.isfinite(prompt)):

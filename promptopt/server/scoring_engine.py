@@ -7,6 +7,10 @@ from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.backends.value_and_grad import compile_function
+from promptopt.evaluators.shared_input_evaluator import left_align
+from promptopt.evaluators.shared_input_evaluator import suffix_answer_states
+from promptopt.evaluators.shared_input_evaluator import suffix_input_caches
+from promptopt.evaluators.shared_input_evaluator import supports_shared_input
 from promptopt.prompts.placement import right_align
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.losses import classification_loss
@@ -48,6 +52,36 @@ class ScoreJob:
         if not self.batchable:
             return None
         return ("score", self.task_key, self.loss, self.prompt.shape[0], self.labels is not None)
+
+
+@dataclasses.dataclass
+class PopulationScoreJob:
+    """K candidate soft prompts scored on the same B inputs (`[K, P, H]`).
+
+    Args:
+        task_key: tuple, the verbalizer's identity (`ScoringEngine.task_key`).
+        texts: list of B input strings.
+        labels: int array `[B]` or None.
+        prompts: float32 `[K, P, H]`, the candidates to compute.
+        loss: loss name for `classification_loss`.
+    """
+
+    task_key: tuple
+    texts: list
+    labels: np.ndarray
+    prompts: np.ndarray
+    loss: str
+
+    @property
+    def rows(self):
+        return len(self.texts) * len(self.prompts)
+
+    @property
+    def group_key(self):
+        # Never merged with other jobs: a population is a batch of its own,
+        # and running alone keeps each candidate bit-identical to a solo
+        # single-candidate request.
+        return None
 
 
 @dataclasses.dataclass
@@ -103,6 +137,10 @@ class ScoringEngine:
     [result] = engine.run([ScoreJob(key, ["Great fun. It was"], np.array([1]),
                                     np.zeros((0, 576), "float32"), "", "cross_entropy")])
     result["scores"]  # [1, 2]
+    suffix = engine.task_key(["0", "1"], {"0": [" terrible"], "1": [" great"]}, "suffix")
+    [result] = engine.run([PopulationScoreJob(suffix, ["Great fun. It was"], np.array([1]),
+                                              population, "cross_entropy")])  # [K, P, H]
+    [c["loss"] for c in result["candidates"]]  # K losses
     ```
     """
 
@@ -124,11 +162,12 @@ class ScoringEngine:
 
     # --- tasks ------------------------------------------------------------
 
-    def task_key(self, classes, label_words):
-        """Resolves (and caches) a verbalizer; returns its key.
+    def task_key(self, classes, label_words, placement="prefix"):
+        """Resolves (and caches) a verbalizer and placement; returns its key.
 
         Raises:
             LabelWordError: a class without words, or an unknown class.
+            ValueError: a suffix placement with a multi-token label word.
         """
         extra = sorted(set(label_words) - set(classes))
         if extra:
@@ -136,12 +175,16 @@ class ScoringEngine:
                 f"label_words has class(es) {extra} that are not in "
                 f"classes {list(classes)}. List every class in classes."
             )
-        key = (tuple(classes), tuple((c, tuple(label_words.get(c, ()))) for c in classes))
+        key = (
+            tuple(classes),
+            tuple((c, tuple(label_words.get(c, ()))) for c in classes),
+            placement,
+        )
         if key not in self._tasks:
             verbalizer = Verbalizer(
                 classes, {c: list(w) for c, w in label_words.items()}, self.tokenizer
             )
-            self._tasks[key] = VerbalizerClassification(verbalizer)
+            self._tasks[key] = VerbalizerClassification(verbalizer, placement=placement)
         return key
 
     def _functions(self, task_key, prompt_length):
@@ -153,13 +196,40 @@ class ScoringEngine:
             self._compiled[key] = _TaskFunctions(self._tasks[task_key], self.adapter)
         return self._compiled[key]
 
+    def _shares_input(self, task_key, prompt_length):
+        """Whether candidates of this task can share one pass over the inputs."""
+        return (
+            self._tasks[task_key].placement == "suffix"
+            and prompt_length > 0
+            and supports_shared_input(self.adapter)
+        )
+
+    def _shared_functions(self, task_key, prompt_length):
+        key = (task_key, prompt_length, "shared_input")
+        if key not in self._compiled:
+            self._compiled[key] = _SharedInputFunctions(
+                self._tasks[task_key], self.adapter, prompt_length
+            )
+        return self._compiled[key]
+
     # --- running jobs -------------------------------------------------------
 
     def run(self, jobs):
         """Runs jobs sharing one `group_key`; returns one result dict each."""
         if isinstance(jobs[0], CompletionJob):
             return self._complete(jobs)
+        if isinstance(jobs[0], PopulationScoreJob):
+            return [self._score_population(job) for job in jobs]
         prompt_length = jobs[0].prompt.shape[0]
+        if len(jobs) == 1 and self._shares_input(jobs[0].task_key, prompt_length):
+            # As a population of one, so a suffix prompt scores alike alone
+            # and in a population.
+            job = jobs[0]
+            texts = [job.prompt_text + text for text in job.texts]
+            population = PopulationScoreJob(
+                job.task_key, texts, job.labels, job.prompt[None], job.loss
+            )
+            return [self._score_population(population)["candidates"][0]]
         functions = self._functions(jobs[0].task_key, prompt_length)
         texts = [job.prompt_text + text for job in jobs for text in job.texts]
         x = self.encoder.encode(texts)
@@ -208,6 +278,38 @@ class ScoringEngine:
             )
             start = stop
         return results
+
+    def _score_population(self, job):
+        """`{"candidates": [K results]}`, each as a solo job would give it."""
+        rows, prompt_length = len(job.texts), job.prompts.shape[1]
+        x = self.encoder.encode(job.texts)  # once for all K candidates
+        real_tokens = int(x["padding_mask"].sum())
+        shared = self._shares_input(job.task_key, prompt_length)
+        if shared:
+            functions = self._shared_functions(job.task_key, prompt_length)
+            token_ids, padding_mask = left_align(x["token_ids"], x["padding_mask"])
+            inputs = (functions.caches(token_ids, padding_mask), padding_mask)
+        else:
+            functions = self._functions(job.task_key, prompt_length)
+            inputs = (x,)
+        candidates = []
+        for k, prompt in enumerate(job.prompts):
+            if job.labels is not None:
+                loss, scores = functions.solo(prompt, *inputs, job.labels, job.loss)
+                loss = float(ops.convert_to_numpy(loss))
+            else:
+                scores, loss = functions.scores(prompt, *inputs), None
+            # The shared pass ran the inputs' tokens once: charged to the
+            # first candidate, so the counts add up to the positions run.
+            ran_inputs = not shared or k == 0
+            candidates.append(
+                {
+                    "scores": np.asarray(ops.convert_to_numpy(scores), "float32"),
+                    "loss": loss,
+                    "input_tokens": rows * prompt_length + (real_tokens if ran_inputs else 0),
+                }
+            )
+        return {"candidates": candidates}
 
     # --- next-token log-probabilities --------------------------------------
 
@@ -287,3 +389,32 @@ class _TaskFunctions:
     def _per_example(self, prompt, x, y, loss):
         scores = self.task(self.adapter, prompt, x)
         return classification_loss(scores, y, loss), scores
+
+
+class _SharedInputFunctions:
+    """Compiled scoring of suffix prompts `[P, H]` against one pass over x.
+
+    `caches(token_ids, padding_mask)` runs the left-aligned inputs `[B, T]`
+    once; `solo` and `scores` then run one candidate's `B * P` prompt rows
+    against those caches, as `SharedInputEvaluator` does.
+    """
+
+    def __init__(self, task, adapter, prompt_length):
+        self.task = task
+        self.adapter = adapter
+        self.prompt_length = int(prompt_length)
+        self.caches = compile_function(self._caches)
+        self.solo = compile_function(self._solo)
+        self.scores = compile_function(self._scores)
+
+    def _caches(self, token_ids, padding_mask):
+        return suffix_input_caches(self.adapter, token_ids, padding_mask, self.prompt_length)
+
+    def _scores(self, prompt, caches, padding_mask):
+        answer = suffix_answer_states(self.adapter, prompt, caches, padding_mask)
+        return self.task.scores_at_answer(self.adapter, answer)
+
+    def _solo(self, prompt, caches, padding_mask, y, loss):
+        # The same ops, in the same order, as SharedInputEvaluator._loss_of.
+        scores = self._scores(prompt, caches, padding_mask)
+        return ops.mean(classification_loss(scores, y, loss)), scores

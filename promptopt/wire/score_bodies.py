@@ -31,12 +31,24 @@ class ArrayPayload(BaseModel):
 
 
 class ScoreRequest(BaseModel):
-    """Score a batch of inputs under one prompt.
+    """Score a batch of inputs under one prompt, or under K candidate prompts.
 
-    Give at most one of `prompt_embeddings` (a soft prompt `[P, H]` put in
-    front of each input's token embeddings) and `prompt_text` (text put in
-    front of each input, then tokenized together); with neither, the inputs
-    are scored as they are.
+    Give at most one of `prompt_embeddings` (soft prompts) and
+    `prompt_text` (text put in front of each input, then tokenized
+    together); with neither, the inputs are scored as they are.
+
+    `prompt_embeddings` `[P, H]` is one candidate, and the reply is a
+    `ScoreResponse`. `[K, P, H]` is a population of K candidates scored on
+    the same B inputs (one CMA-ES generation in one request), and the reply
+    is a `PopulationScoreResponse`, one result per candidate in order. The
+    inputs are tokenized once for all K; with `placement="suffix"` on a
+    Llama-family model their keys and values are computed once too, and
+    each candidate runs only its `B * P` prompt rows. Either way each
+    candidate's result is bit-identical to a single `[P, H]` request with
+    `allow_batching=False`. A population is exactly-once per candidate:
+    `candidate_keys` gives each its own idempotency key, so a retry, or a
+    request repeating a candidate an earlier one computed, is answered
+    from the server's log for that candidate and computes only the rest.
 
     Args:
         inputs: B input texts, already formatted (e.g. "<review> It was").
@@ -44,21 +56,31 @@ class ScoreRequest(BaseModel):
         label_words: class name -> its label words (e.g. " great"); a class
             scores `log sum_w p(w | prompt, input)` over its words.
         labels: optional B class indices; with them the reply has the loss.
-        prompt_embeddings: optional soft prompt `[P, H]`.
+        prompt_embeddings: optional soft prompt `[P, H]`, or K of them
+            `[K, P, H]`.
+        candidate_keys: with `[K, P, H]`, optional K distinct idempotency
+            keys, one per candidate (send no `Idempotency-Key` header then).
         prompt_text: optional text prompt.
+        placement: where a soft prompt goes: "prefix" (default), in front
+            of each input's token embeddings; "suffix", right after each
+            input's last token, `[x; prompt]`, with the answer read at the
+            last prompt vector (BBT's `SharedInputEvaluator`). "suffix"
+            needs single-token label words and a decoder-only model.
         loss: "cross_entropy", "hinge" or "negative_accuracy" (mean over B).
-        allow_batching: True lets the server run this request in one
-            forward pass with other concurrent ones (faster for small
+        allow_batching: True lets the server run a single-candidate request
+            in one forward pass with other concurrent ones (faster for small
             requests; scores then agree with a solo pass to float32
             rounding, ~1e-7). False gives results bit-identical to a local
-            `KerasEvaluator` on the same model, batch and prompt.
+            `KerasEvaluator` (`SharedInputEvaluator` for a suffix prompt on
+            a Llama-family model) on the same model, batch and prompt. A
+            population always runs on its own, so it is exact either way.
 
     Example:
 
     ```python
     {"inputs": ["great fun. It was"], "classes": ["0", "1"],
      "label_words": {"0": [" terrible"], "1": [" great"]}, "labels": [1],
-     "prompt_embeddings": encode_array(prompt)}
+     "prompt_embeddings": encode_array(prompt)}  # [P, H]; or population [K, P, H]
     ```
     """
 
@@ -68,7 +90,9 @@ class ScoreRequest(BaseModel):
     label_words: dict[str, list[str]]
     labels: list[int] | None = None
     prompt_embeddings: ArrayPayload | None = None
+    candidate_keys: list[str] | None = None
     prompt_text: str | None = None
+    placement: Literal["prefix", "suffix"] = "prefix"
     loss: Literal[LOSSES] = "cross_entropy"
     allow_batching: bool = True
 
@@ -88,3 +112,35 @@ class ScoreResponse(BaseModel):
     scores: ArrayPayload
     loss: float | None
     input_tokens: int
+
+
+class CandidateScore(BaseModel):
+    """One candidate's result in a population reply.
+
+    Args:
+        scores: class scores `[B, C]`.
+        loss: mean loss over the batch, or None when no labels were sent.
+        input_tokens: positions the model ran for this candidate: P prompt
+            vectors per input, plus the inputs' real tokens, which a
+            shared-input pass runs once per request and charges to the
+            first candidate it computes.
+        replayed: True when the server answered from its log (an earlier
+            request computed this candidate key), not by computing now.
+    """
+
+    scores: ArrayPayload
+    loss: float | None
+    input_tokens: int
+    replayed: bool
+
+
+class PopulationScoreResponse(BaseModel):
+    """The reply to a `[K, P, H]` request: one `CandidateScore` per candidate.
+
+    Args:
+        model: the model id.
+        candidates: K results, in the request's order.
+    """
+
+    model: str
+    candidates: list[CandidateScore]
