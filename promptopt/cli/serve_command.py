@@ -1,15 +1,28 @@
-"""`promptopt serve`: a frozen model behind an HTTP API."""
+"""`promptopt serve`: a frozen model and its tuned prompts behind an HTTP API."""
 
+import json
 import os
 
 TOKEN_ENV_VAR = "PROMPTOPT_SERVER_TOKEN"
+DEFAULT_MODEL = "smollm2-135m"
 
 
 def add_arguments(parser):
     parser.add_argument(
         "--model",
-        default="smollm2-135m",
-        help="smollm2-135m (embedded), a keras-hub preset name, or a preset folder",
+        help=f"smollm2-135m (embedded), a keras-hub preset name, or a preset folder "
+        f"(default: the config file's, else {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--prompt", action="append", default=[], metavar="NAME=PATH",
+        help="serve a tuned prompt.npz or prefix.npz under NAME (repeatable); a "
+        "request's model field picks it, and /v1/models lists it",
+    )
+    parser.add_argument(
+        "--config",
+        help='JSON file, e.g. {"model": "smollm2-135m", "prompts": {"sst2": '
+        '"runs/sst2/prompt.npz"}}; relative paths are read from its folder, and '
+        "--model and --prompt add to or override it",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000)
@@ -22,9 +35,15 @@ def add_arguments(parser):
     parser.add_argument("--max-length", type=int, default=128, help="max tokens per input")
     parser.add_argument("--max-batch-size", type=int, default=64, help="inputs per request")
     parser.add_argument("--max-batch-rows", type=int, default=0,
-                        help="rows merged across concurrent requests into one pass "
-                        "(default 0: none; merging was slower on a CPU, see "
+                        help="rows merged across concurrent /v1/score requests into one "
+                        "pass (default 0: none; merging was slower on a CPU, see "
                         "experiments/results/api_load_test.md)")
+    parser.add_argument("--max-generation-rows", type=int, default=16,
+                        help="rows of concurrent generation requests, for any prompts, "
+                        "merged into one batch (0: none; see "
+                        "experiments/results/serve_load_test.md)")
+    parser.add_argument("--max-new-tokens", type=int, default=256,
+                        help="largest max_tokens of a generation request")
     parser.add_argument("--max-prompt-length", type=int, default=128)
     parser.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--max-logprobs", type=int, default=20)
@@ -42,25 +61,83 @@ def server_config(args):
         max_logprobs=args.max_logprobs,
         max_batch_rows=args.max_batch_rows,
         log_file=args.log_file,
+        max_new_tokens=args.max_new_tokens,
+        max_generation_rows=args.max_generation_rows,
     )
 
 
+def served_names(args):
+    """`(model spec, {name: path})` from `--config`, then `--model` and `--prompt`.
+
+    Raises:
+        ValueError: an unreadable config file, an unknown key in it, or a
+            `--prompt` that is not NAME=PATH.
+    """
+    model, prompts = None, {}
+    if args.config is not None:
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"--config {args.config} is not a readable JSON file ({error})."
+            ) from None
+        problem = _config_problem(config)
+        if problem:
+            raise ValueError(
+                f"--config {args.config} must be a JSON object with \"model\" and "
+                f"\"prompts\" ({{name: path}}); {problem}."
+            )
+        folder = os.path.dirname(os.path.abspath(args.config))
+        model = config.get("model")
+        for name, path in config.get("prompts", {}).items():
+            prompts[name] = os.path.join(folder, os.path.expanduser(str(path)))
+    for item in args.prompt:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(
+                f"--prompt {item!r} is not NAME=PATH; give e.g. --prompt sst2=runs/sst2/prompt.npz."
+            )
+        prompts[name] = path
+    return args.model or model or DEFAULT_MODEL, prompts
+
+
+def _config_problem(config):
+    """What is wrong with a parsed `--config`, or None."""
+    if not isinstance(config, dict):
+        return f"it holds a JSON {type(config).__name__}"
+    unknown = sorted(set(config) - {"model", "prompts"})
+    if unknown:
+        return f"it has unknown keys {unknown}"
+    if not isinstance(config.get("prompts", {}), dict):
+        return f"its prompts are a {type(config['prompts']).__name__}, not {{name: path}}"
+    return None
+
+
 def run_serve(args):
-    for name in ("max_batch_size", "max_prompt_length", "max_request_bytes"):
+    for name in ("max_batch_size", "max_prompt_length", "max_request_bytes", "max_new_tokens"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+    if args.max_generation_rows < 0:
+        raise ValueError("--max-generation-rows must be 0 (no merging) or more.")
+    model_spec, prompt_paths = served_names(args)
     # Imported here: the web stack is needed only by this command.
     import uvicorn
 
     from promptopt.hub import load_language_model
     from promptopt.server.app import create_app
+    from promptopt.server.prompt_registry import PromptRegistry
     from promptopt.server.scoring_engine import ScoringEngine
 
     config = server_config(args)
-    loaded = load_language_model(args.model)
+    loaded = load_language_model(model_spec)
     engine = ScoringEngine(
         loaded.backbone, loaded.tokenizer, loaded.model_id, max_length=args.max_length
     )
+    prompts = PromptRegistry(engine.adapter, engine.model_id)
+    for name, path in prompt_paths.items():
+        served = prompts.load(name, path)
+        print(f"Serving {served.kind} '{name}' (P={served.length}) from {path}", flush=True)
     print(
         f"Serving {engine.model_id} (H={engine.hidden_dim}, embedding std "
         f"{engine.embedding_std:.4f}) on http://{args.host}:{args.port}; "
@@ -68,7 +145,7 @@ def run_serve(args):
         flush=True,
     )
     uvicorn.run(
-        create_app(engine, config),
+        create_app(engine, config, prompts),
         host=args.host,
         port=args.port,
         log_level="warning" if args.quiet else "info",

@@ -7,7 +7,11 @@
 - `limits`: the body-size middleware and the per-request text limits.
 - `error_handlers`: one readable `detail` line for 422 and 500.
 - `info_routes` (`/info`, `/stats`), `score_routes` (`/v1/score`),
-  `completion_routes` (`/v1/completions`): the endpoints.
+  `completion_routes` (`/v1/completions`), `chat_routes`
+  (`/v1/chat/completions`), `model_routes` (`/v1/models`): the endpoints.
+- `prompt_registry.PromptRegistry`: the base model and the tuned prompts
+  served; a request's `model` field picks one (`openai_errors`: 404 in
+  OpenAI's format for an unknown name).
 - The request and reply bodies come from `promptopt.wire`, the format the
   server shares with its clients.
 """
@@ -17,12 +21,16 @@ import contextlib
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from promptopt.server import chat_routes
 from promptopt.server import completion_routes
 from promptopt.server import info_routes
+from promptopt.server import model_routes
 from promptopt.server import score_routes
 from promptopt.server.error_handlers import internal_error
 from promptopt.server.error_handlers import readable_validation_error
 from promptopt.server.limits import limit_body_size
+from promptopt.server.openai_errors import OpenAIError
+from promptopt.server.openai_errors import openai_error
 from promptopt.server.server_config import ServerConfig
 from promptopt.server.server_state import ServerState
 
@@ -31,8 +39,10 @@ __all__ = ["ServerConfig", "create_app"]
 DESCRIPTION = (
     "A frozen language model as a service. /v1/score returns per-class "
     "scores and the loss of a batch of inputs under a soft prompt "
-    "(float32 [P, H], base64) or a text prompt; /v1/completions is "
-    "OpenAI-compatible (next-token logprobs). No gradients, weights "
+    "(float32 [P, H], base64) or a text prompt; /v1/completions and "
+    "/v1/chat/completions are OpenAI-compatible (generation, streaming, "
+    "logprobs), with the base model or a tuned prompt named in `model` "
+    "(listed at /v1/models). No gradients, weights "
     "or embeddings are returned; /info publishes one scalar, the "
     "standard deviation of the input embedding table, for "
     "Black-Box Tuning's projection scale. Send an Idempotency-Key "
@@ -47,12 +57,14 @@ async def _lifespan(app):
     app.state.server.close()
 
 
-def create_app(engine, config=ServerConfig()):
+def create_app(engine, config=ServerConfig(), prompts=None):
     """Returns the FastAPI app serving `engine` (a `ScoringEngine`).
 
     Args:
         engine: a `ScoringEngine`.
         config: a `ServerConfig`.
+        prompts: optional `PromptRegistry` of tuned prompts to serve by
+            name (default: the base model alone).
 
     Example:
 
@@ -66,10 +78,11 @@ def create_app(engine, config=ServerConfig()):
         description=DESCRIPTION,
         version="1",
     )
-    app.state.server = ServerState(engine, config)
+    app.state.server = ServerState(engine, config, prompts)
     app.add_exception_handler(RequestValidationError, readable_validation_error)
+    app.add_exception_handler(OpenAIError, openai_error)
     app.add_exception_handler(Exception, internal_error)
     app.middleware("http")(limit_body_size)
-    for routes in (info_routes, score_routes, completion_routes):
+    for routes in (info_routes, score_routes, completion_routes, chat_routes, model_routes):
         app.include_router(routes.router)
     return app

@@ -21,7 +21,10 @@ class MicroBatcher:
 
     Args:
         run_group: callable `list[job] -> list[result]`, one result per job;
-            jobs have `.rows` and `.group_key`.
+            jobs have `.rows` and `.group_key`, and may have
+            `.max_merged_rows`, which then replaces `max_rows` for the pass
+            they start (generation jobs: requests for different prompts
+            share one pass; see `GenerationJob.group_key`).
         max_rows: int, the most rows merged into one pass.
         max_wait_seconds: float, how long the worker waits for more jobs
             after the first arrives (0: take only what is already queued).
@@ -69,13 +72,16 @@ class MicroBatcher:
         first, future = self._queue.popleft()
         group = [(first, future)]
         rows = first.rows
+        # A job may bring its own limit (generation merges more rows than
+        # scoring; see ServerConfig.max_generation_rows).
+        max_rows = getattr(first, "max_merged_rows", self.max_rows)
         kept = collections.deque()
         while self._queue:
             job, other = self._queue.popleft()
             if (
                 first.group_key is not None
                 and job.group_key == first.group_key
-                and rows + job.rows <= self.max_rows
+                and rows + job.rows <= max_rows
             ):
                 group.append((job, other))
                 rows += job.rows

@@ -22,6 +22,12 @@ class ServerConfig:
             rows pad to the longest text; see experiments/results/
             api_load_test.md). Worth trying on an accelerator.
         log_file: str or None, the `RequestLog` path.
+        max_new_tokens: int, largest `max_tokens` of a generation request
+            (else 422).
+        max_generation_rows: int, rows of concurrent generation requests
+            (any prompts) merged into one batch; each decoding step costs
+            about the same for 1 row as for a few, so merging pays even on
+            a CPU (experiments/results/serve_load_test.md). 0 = no merging.
 
     Example:
 
@@ -38,3 +44,5 @@ class ServerConfig:
     max_logprobs: int = 20
     max_batch_rows: int = 0
     log_file: str = None
+    max_new_tokens: int = 256
+    max_generation_rows: int = 16

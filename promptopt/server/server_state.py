@@ -1,11 +1,16 @@
 """What the routes of one app share: the engine, its batcher, the request log."""
 
 import asyncio
+import functools
 
 from fastapi import HTTPException
 from fastapi import Request
 
 from promptopt.server.batching import MicroBatcher
+from promptopt.server.chat_template import ChatTemplate
+from promptopt.server.generation_engine import GenerationEngine
+from promptopt.server.generation_engine import GenerationJob
+from promptopt.server.prompt_registry import PromptRegistry
 from promptopt.server.request_log import IdempotencyConflictError
 from promptopt.server.request_log import RequestLog
 from promptopt.wire.names import IDEMPOTENCY_HEADER
@@ -20,6 +25,9 @@ class ServerState:
     Args:
         engine: a `ScoringEngine`.
         config: a `ServerConfig`.
+        prompts: the `PromptRegistry` of the names served (default: the
+            base model alone). Generation (`GenerationEngine`) shares the
+            engine's backbone and the one model thread.
 
     Example:
 
@@ -30,17 +38,42 @@ class ServerState:
     ```
     """
 
-    def __init__(self, engine, config):
+    def __init__(self, engine, config, prompts=None):
         self.engine = engine
         self.config = config
+        self.prompts = prompts or PromptRegistry(engine.adapter, engine.model_id)
+        self.generator = GenerationEngine(engine.adapter)
         self.log = RequestLog(config.log_file)
-        self.batcher = MicroBatcher(engine.run, max_rows=config.max_batch_rows)
+        self.batcher = MicroBatcher(self._run_group, max_rows=config.max_batch_rows)
         # Idempotency key -> the future of the request now computed for it.
         self._in_flight = {}
 
     def close(self):
         """Stops the model thread (at the app's shutdown)."""
         self.batcher.close()
+
+    @functools.cached_property
+    def chat_template(self):
+        """The model's `ChatTemplate`, made on first use (it reads the vocabulary)."""
+        return ChatTemplate(self.engine.tokenizer)
+
+    def _run_group(self, jobs):
+        # On the model thread: a group holds jobs of one kind (their
+        # group keys agree), so its first job says which engine runs it.
+        if isinstance(jobs[0], GenerationJob):
+            return self.generator.run(jobs)
+        return self.engine.run(jobs)
+
+    async def record_stream(self, request, endpoint, response, rows, tokens):
+        """Logs a streamed request once it is sent: counted, never replayed.
+
+        A stream cannot be replayed from the log as it was sent, so it is
+        logged without its Idempotency-Key.
+        """
+        digest = RequestLog.body_digest(await request.body())
+        await asyncio.to_thread(
+            self.log.record_computed, endpoint, None, digest, rows, tokens, response
+        )
 
     async def run_job(self, job):
         """Runs `job` on the model thread; the engine's ValueErrors become 422."""

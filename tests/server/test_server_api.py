@@ -172,7 +172,8 @@ def test_idempotency_key_is_computed_once_and_replayed(server):
 
 
 def test_completions_endpoint_is_openai_shaped(server, preset):
-    body = {"model": "tiny", "prompt": TEXTS[:2], "max_tokens": 1, "logprobs": 5, "temperature": 0}
+    # `model` names what is served: the preset folder's name (else 404).
+    body = {"model": "tiny_gpt2", "prompt": TEXTS[:2], "max_tokens": 1, "logprobs": 5, "temperature": 0}
     status, reply = call(server, "/v1/completions", body)
     assert status == 200
     assert reply["object"] == "text_completion" and len(reply["choices"]) == 2
@@ -193,10 +194,15 @@ def test_completions_endpoint_is_openai_shaped(server, preset):
     )
 
 
-def test_completions_rejects_what_it_does_not_serve(server):
+def test_completions_generate_more_than_the_next_token(server):
+    # Once refused with 422 (the endpoint scored the next token only).
     status, reply = call(server, "/v1/completions", {"prompt": "hi", "max_tokens": 5})
+    assert status == 200
+    [choice] = reply["choices"]
+    assert 1 <= reply["usage"]["completion_tokens"] <= 5
+    assert choice["finish_reason"] == ("length" if reply["usage"]["completion_tokens"] == 5 else "stop")
+    status, reply = call(server, "/v1/completions", {"prompt": "hi", "max_tokens": 500})
     assert status == 422
     assert reply["detail"] == (
-        "max_tokens=5 is not served: this endpoint scores the next token only. "
-        "Send max_tokens=1."
+        "max_tokens=500 exceeds this server's limit of 256 new tokens. Ask for fewer."
     )
