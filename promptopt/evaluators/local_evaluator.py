@@ -6,6 +6,7 @@ import numpy as np
 from keras import StatelessScope
 from keras import ops
 
+from promptopt.distribution.device_mesh import DistributionSetup
 from promptopt.evaluators.base import Evaluation
 from promptopt.evaluators.base import Evaluator
 from promptopt.evaluators.candidate_layout import CandidateLayout
@@ -91,6 +92,15 @@ class LocalEvaluator(Evaluator):
         )
         self._forward = compile_function(self._loss_of)
         self._forward_and_grad = make_value_and_grad(self._loss_of)
+        # Under a current DistributionSetup (JAX), every pass runs compiled
+        # on its device mesh (promptopt.distribution.MeshScoring).
+        self._mesh = None
+        setup = DistributionSetup.current()
+        if setup is not None:
+            from promptopt.distribution.mesh_scoring import MeshScoring  # imports jax
+
+            self._mesh = MeshScoring(self, setup)
+            self._forward, self._forward_and_grad = self._mesh.forward, self._mesh.value_and_grad
 
     @property
     def candidate_shape(self):
@@ -144,8 +154,13 @@ class LocalEvaluator(Evaluator):
 
     def evaluate(self, candidates, step, compute_gradients=False):
         groups = self._loss_inputs(step)
+        candidates = np.asarray(candidates, dtype="float32")
+        if self._mesh is not None:
+            if self._mesh.shards_candidates(len(candidates), compute_gradients):
+                return self._evaluate_population(candidates, groups)
+            groups = [(self._mesh.shard_examples(inputs), share) for inputs, share in groups]
         losses, grads, metrics = [], [], []
-        for candidate in np.asarray(candidates, dtype="float32"):
+        for candidate in candidates:
             parts = self._split(candidate)
             loss = metric = 0.0
             grad = 0.0
@@ -168,6 +183,20 @@ class LocalEvaluator(Evaluator):
         return Evaluation(
             losses=np.array(losses),
             grads=np.stack(grads) if compute_gradients else None,
+            forward_calls=len(losses),
+            metrics={self._metric_name: float(np.mean(metrics))},
+        )
+
+    def _evaluate_population(self, candidates, groups):
+        """All K candidates per group in one pass, split over the mesh."""
+        losses = np.zeros(len(candidates))
+        metrics = np.zeros(len(candidates))
+        for inputs, share in groups:
+            group_losses, group_metrics = self._mesh.population(candidates, *inputs)
+            losses += share * group_losses.astype("float64")
+            metrics += share * group_metrics.astype("float64")
+        return Evaluation(
+            losses=losses,
             forward_calls=len(losses),
             metrics={self._metric_name: float(np.mean(metrics))},
         )

@@ -95,6 +95,10 @@ class TuneConfig:
     init: str = _field(
         "labels", "labels (the label words), vocab, random, 'text:<words>', or a .npy/prompt file", "model")
     max_length: int = _field(128, "max tokens per example", "model")
+    devices: typing.Optional[typing.Any] = _field(
+        None, "JAX backend: 'all' or a count of devices; the mini-batch (or a search's candidates) "
+        "is split over them and the backbone replicated (default: one device, no distribution)",
+        "model")
     # method and budget
     method: str = _field("prompt", "what to tune and how", "method", choices=METHODS)
     then: typing.Optional[str] = _field(
@@ -239,6 +243,13 @@ class TuneConfig:
                     "Use --loss cross_entropy or hinge, or a search method (bbt, bbtv2, discrete).")
         if (self.train or self.dev or self.test) and self.task:
             raise ConfigError("Give either data files (--train/--test) or --task, not both.")
+        if self.devices is not None:
+            from promptopt.distribution.device_spec import parse_devices
+
+            try:
+                parse_devices(self.devices)
+            except ValueError as error:
+                raise ConfigError(f"--devices: {error}") from None
         return self
 
     def resolved(self):
