@@ -4,7 +4,8 @@
 (`DataParallel`, or `ModelParallel` with a keras-hub layout map); local
 evaluators built under it score on the mesh through `MeshScoring`: a
 mini-batch split over the devices (`ShardedLoss`), or a population's
-candidates (`PopulationScorer`). See docs/distributed.md.
+candidates (`PopulationScorer`). On TensorFlow, `mirrored_strategy`
+gives `fit()` a tf.distribute.MirroredStrategy. See docs/distributed.md.
 """
 
 from promptopt.lazy_names import lazy_exports
@@ -15,6 +16,7 @@ _EXPORTS = {
     "MeshScoring": "promptopt.distribution.mesh_scoring",
     "PopulationScorer": "promptopt.distribution.population_scorer",
     "ShardedLoss": "promptopt.distribution.sharded_loss",
+    "mirrored_strategy": "promptopt.distribution.tf_mirrored",
     "parse_devices": "promptopt.distribution.device_spec",
 }
 
