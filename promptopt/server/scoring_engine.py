@@ -7,11 +7,11 @@ from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.backends.value_and_grad import compile_function
-from promptopt.evaluators.shared_input_evaluator import left_align
-from promptopt.evaluators.shared_input_evaluator import suffix_answer_states
-from promptopt.evaluators.shared_input_evaluator import suffix_input_caches
-from promptopt.evaluators.shared_input_evaluator import supports_shared_input
 from promptopt.prompts.placement import right_align
+from promptopt.prompts.shared_input import left_align
+from promptopt.prompts.shared_input import suffix_answer_states
+from promptopt.prompts.shared_input import suffix_input_caches
+from promptopt.prompts.shared_input import supports_shared_input
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.losses import classification_loss
 from promptopt.tasks.text_encoder import TextEncoder
