@@ -1,6 +1,24 @@
 """Shared pytest fixtures."""
 
+import os
+
 import pytest
+
+if os.environ.get("KERAS_BACKEND") == "jax":
+    # A persistent XLA compilation cache: a rerun of the JAX pass (and the
+    # distribution workers, which read JAX_COMPILATION_CACHE_DIR) loads the
+    # programs compiled before instead of compiling them again.
+    import jax
+
+    _JAX_CACHE = os.environ.get(
+        "PROMPTOPT_JAX_CACHE",
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax-cache"))
+    jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
+    # Also the many small programs of op-by-op execution, not only those
+    # that took over a second to compile.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -33,8 +33,8 @@ def test_a_data_parallel_step_equals_one_device(results, kind):
     np.testing.assert_allclose(results[f"mesh_{kind}_grads"], grads, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("kind", ["prompt", "prefix"])
-@pytest.mark.parametrize("axis", ["mesh", "examples"])
+@pytest.mark.parametrize("kind, axis", [("prompt", "mesh"), ("prefix", "mesh"),
+                                        ("prompt", "examples")])
 def test_sharded_population_scoring_equals_unsharded(results, kind, axis):
     # "mesh": the 6 candidates split over the 4 devices (padded to 8);
     # "examples": one candidate at a time, its mini-batch split.
