@@ -8,6 +8,8 @@ import argparse
 import sys
 
 from promptopt.cli import eval_command
+from promptopt.cli import export_command
+from promptopt.cli import import_command
 from promptopt.cli import predict_command
 from promptopt.cli import serve_command
 from promptopt.cli import tune_command
@@ -56,6 +58,26 @@ def build_parser():
     )
     serve_command.add_arguments(serve)
     serve.set_defaults(handler=serve_command.run_serve)
+    export = commands.add_parser(
+        "export",
+        help="write a tuned prompt or prefix in PEFT's format",
+        description="Write a prompt.npz or prefix.npz from promptopt tune as a PEFT "
+        "prompt-tuning or prefix-tuning adapter (adapter_config.json and "
+        "adapter_model.safetensors), which peft.PeftModel.from_pretrained loads onto the "
+        "transformers model of the same weights.",
+    )
+    export_command.add_arguments(export)
+    export.set_defaults(handler=export_command.run_export)
+    import_ = commands.add_parser(
+        "import",
+        help="read a PEFT prompt-tuning or prefix-tuning adapter into a promptopt file",
+        description="Read a PEFT adapter folder (adapter_config.json and "
+        "adapter_model.safetensors, prompt or prefix tuning of a decoder-only model) into a "
+        "promptopt prompt.npz or prefix.npz stamped for --model, which eval and predict "
+        "take. A prompt tuned for another hidden size is refused.",
+    )
+    import_command.add_arguments(import_)
+    import_.set_defaults(handler=import_command.run_import)
     return parser
 
 
