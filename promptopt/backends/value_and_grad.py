@@ -14,8 +14,41 @@ def compile_function(fn):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        return _traced_once(tf.function(fn, reduce_retracing=True))
     return fn
+
+
+def _traced_once(function):
+    """Runs a `tf.function` through one shape-relaxed trace from the start.
+
+    With `reduce_retracing` alone, the first call is traced for its exact
+    shapes and only later calls get a relaxed trace, and the two round
+    differently (5e-7 on a loss): a process's results would depend on which
+    widths it had seen before, so a restarted server or a resumed run could
+    drift from an uninterrupted one. Tracing the first call with every
+    dimension of the integer inputs (token ids, masks, labels: what varies
+    from batch to batch) unknown gives one graph for every width, whatever
+    the history; float arguments (the candidate) keep their exact shapes.
+    """
+    import tensorflow as tf
+
+    traced = []
+
+    def relaxed(value):
+        if isinstance(value, (np.ndarray, tf.Tensor)) or keras.ops.is_tensor(value):
+            value = tf.convert_to_tensor(value)
+            if value.dtype.is_integer:
+                return tf.TensorSpec([None] * value.shape.rank, value.dtype)
+            return tf.TensorSpec(value.shape, value.dtype)
+        return value
+
+    def call(*args):
+        if not traced:
+            specs = tf.nest.map_structure(relaxed, args)
+            traced.append(function.get_concrete_function(*specs))
+        return function(*args)
+
+    return call
 
 
 def make_value_and_grad(fn):
@@ -35,7 +68,7 @@ def make_value_and_grad(fn):
                 out = fn(arrays, *args)
             return out, tape.gradient(out[0], arrays)
 
-        compiled = tf.function(tf_value_and_grad, reduce_retracing=True)
+        compiled = _traced_once(tf.function(tf_value_and_grad, reduce_retracing=True))
 
         def run(arrays, *args):
             out, grads = compiled([tf.convert_to_tensor(a) for a in arrays], *args)
