@@ -82,7 +82,7 @@ def run_eval(args, log=print):
     ensemble = None
     if len(prompts) > 1:
         ensemble, members = saved, saved.member_probabilities(data.texts, args.batch_size)
-        probabilities, predictions = ensemble.combine(members, ensemble.combine_rule)
+        probabilities, predictions = ensemble.combine_members(members, ensemble.combine)
     else:
         probabilities = saved.probabilities(data.texts, args.batch_size)
         predictions = probabilities.argmax(axis=-1)
@@ -95,10 +95,10 @@ def run_eval(args, log=print):
     result = {"prompt": prompts[0] if ensemble is None else prompts, "examples": len(data),
               "accuracy": accuracy, "per_class_recall": per_class}
     if ensemble is not None:
-        result["ensemble"] = ensemble.combine_rule
+        result["ensemble"] = ensemble.combine
         result["member_accuracy"] = [float(np.mean(m.argmax(-1) == data.labels)) for m in members]
         log(f"Accuracy {accuracy:.4f} on {len(data)} examples (ensemble of {len(prompts)} "
-            f"prompts by {ensemble.combine_rule}; members "
+            f"prompts by {ensemble.combine}; members "
             + ", ".join(f"{a:.4f}" for a in result["member_accuracy"]) + ").")
     else:
         log(f"Accuracy {accuracy:.4f} on {len(data)} examples ({prompts[0]}).")

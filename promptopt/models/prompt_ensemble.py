@@ -77,7 +77,7 @@ class PromptEnsemble:
                 f"H={model.adapter.hidden_dim}. Use prompts tuned for this model.")
         self.model = model
         self.prompts = np.stack(prompts)  # [N, P, H]
-        self.combine_rule = combine
+        self.combine = combine
         self.strategy = strategy
         self.template = template
         self.names = list(names) if names is not None else [f"prompt {n}" for n in range(len(prompts))]
@@ -183,20 +183,20 @@ class PromptEnsemble:
         return probabilities
 
     def probabilities(self, texts, batch_size=32):
-        """The ensemble's class probabilities `[len(texts), C]` (see `combine`)."""
-        return self.combine(self.member_probabilities(texts, batch_size), self.combine_rule)[0]
+        """The ensemble's class probabilities `[len(texts), C]` (see `combine_members`)."""
+        return self.combine_members(self.member_probabilities(texts, batch_size), self.combine)[0]
 
     def classify(self, texts, batch_size=32):
         """The ensemble's classes `[len(texts)]`, ties resolved as the class docstring says."""
-        return self.combine(self.member_probabilities(texts, batch_size), self.combine_rule)[1]
+        return self.combine_members(self.member_probabilities(texts, batch_size), self.combine)[1]
 
     def __call__(self, inputs):
         """`(probabilities [B, C], classes [B])` of one encoded batch."""
         probabilities = _softmax(ops.convert_to_numpy(self.member_scores(inputs)))
-        return self.combine(probabilities, self.combine_rule)
+        return self.combine_members(probabilities, self.combine)
 
     @staticmethod
-    def combine(member_probabilities, rule):
+    def combine_members(member_probabilities, rule):
         """`(probabilities [B, C], classes [B])` from members' `[N, B, C]`.
 
         "mean": the mean probability and its argmax. "vote": the vote

@@ -80,24 +80,24 @@ def test_majority_vote_counts_each_members_class():
     members = np.array([[[0.9, 0.1], [0.4, 0.6]],
                         [[0.6, 0.4], [0.45, 0.55]],
                         [[0.2, 0.8], [0.9, 0.1]]])  # [N=3, B=2, C=2]
-    shares, classes = PromptEnsemble.combine(members, "vote")
+    shares, classes = PromptEnsemble.combine_members(members, "vote")
     np.testing.assert_allclose(shares, [[2 / 3, 1 / 3], [1 / 3, 2 / 3]])
     # Row 1: the mean probability says class 0 (0.583), the vote class 1.
     np.testing.assert_array_equal(classes, [0, 1])
-    np.testing.assert_array_equal(PromptEnsemble.combine(members, "mean")[1], [0, 0])
+    np.testing.assert_array_equal(PromptEnsemble.combine_members(members, "mean")[1], [0, 0])
 
 
 def test_vote_ties_go_to_the_higher_mean_probability_then_the_lower_class():
     members = np.array([[[0.4, 0.6, 0.0], [0.3, 0.7, 0.0], [0.1, 0.1, 0.8]],
                         [[0.9, 0.1, 0.0], [0.7, 0.3, 0.0], [0.1, 0.8, 0.1]]])  # [N=2, B=3, C=3]
-    shares, classes = PromptEnsemble.combine(members, "vote")
+    shares, classes = PromptEnsemble.combine_members(members, "vote")
     # Row 0: one vote each for classes 1 and 0; mean 0.65 for class 0 wins.
     # Row 1: one vote each, equal means (0.5, 0.5): the lower class, 0.
     # Row 2: classes 2 and 1 tie, means 0.45 each: the lower class, 1.
     np.testing.assert_array_equal(classes, [0, 0, 1])
     np.testing.assert_allclose(shares[0], [0.5, 0.5, 0.0])
     # Deterministic in the members' order too.
-    np.testing.assert_array_equal(PromptEnsemble.combine(members[::-1], "vote")[1], [0, 0, 1])
+    np.testing.assert_array_equal(PromptEnsemble.combine_members(members[::-1], "vote")[1], [0, 0, 1])
 
 
 def test_vote_through_the_model_is_the_majority_of_separate_predictions():
