@@ -7,14 +7,32 @@
 #    adapters, prefixes, optimizers, the local evaluators and the
 #    TensorBoard logger. promptopt's layers are written with keras.ops, and
 #    this is what holds them to it. It runs in .venv-jax (made by
-#    scripts/setup_venv.sh: .venv's packages plus JAX). The server, the CLI,
-#    the runner (numpy, on quadratics) and the HTTP tests exercise no
-#    backend-specific code of their own; PyTorch is not run.
+#    scripts/setup_venv.sh: .venv's packages plus JAX), with the
+#    distribution tests (tests/distribution: 4 virtual CPU devices and two
+#    processes on 127.0.0.1, each in worker processes of their own). The
+#    server, the CLI, the runner (numpy, on quadratics) and the HTTP tests
+#    exercise no backend-specific code of their own.
+# 3. A part of it on PyTorch, in .venv (torch comes with the compare
+#    extra): the tasks, prompts, adapters, optimizers, the local evaluators
+#    and the prompt and prefix models. Generation and the TensorBoard
+#    logger are left to TensorFlow and JAX, to keep CI within its time.
+#    Without torch in .venv the pass is skipped and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python -m pytest -q -rs "$@"
 KERAS_BACKEND=jax .venv-jax/bin/python -m pytest -q -rs -p no:cacheprovider \
     tests/models tests/prompts tests/tasks tests/adapters tests/prefixes \
-    tests/optimizers tests/callbacks \
+    tests/optimizers tests/callbacks tests/distribution \
     tests/evaluators/test_keras_evaluator.py tests/evaluators/test_length_buckets.py \
     tests/evaluators/test_local_evaluator.py tests/evaluators/test_shared_input_evaluator.py "$@"
+if .venv/bin/python -c "import torch" 2>/dev/null; then
+    KERAS_BACKEND=torch .venv/bin/python -m pytest -q -rs -p no:cacheprovider \
+        tests/prompts tests/tasks tests/adapters tests/optimizers \
+        tests/models/test_prompted_model.py tests/prefixes/test_prefix_model.py \
+        tests/prefixes/test_prefix_evaluator.py tests/distribution/test_device_setup.py \
+        tests/evaluators/test_keras_evaluator.py tests/evaluators/test_length_buckets.py \
+        tests/evaluators/test_local_evaluator.py "$@"
+else
+    echo "run_tests: PyTorch pass skipped: torch is not installed in .venv" \
+         "(scripts/setup_venv.sh installs it with the compare extra)."
+fi

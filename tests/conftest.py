@@ -20,6 +20,22 @@ if os.environ.get("KERAS_BACKEND") == "jax":
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
+if os.environ.get("KERAS_BACKEND") == "torch":
+    # The tests compare outputs with np.testing / np.asarray, which TF and
+    # JAX tensors allow; a torch tensor that requires grad (any output of a
+    # model with a trainable prompt) refuses numpy(). Let numpy read a
+    # detached copy. Gradients are unaffected: promptopt takes them with
+    # backward() (promptopt.backends.value_and_grad) or Keras' trainer, and
+    # a gradient lost to a numpy round trip would fail the gradient tests.
+    import torch
+
+    _tensor_array = torch.Tensor.__array__
+
+    def _detached_array(self, dtype=None, copy=None):
+        return _tensor_array(self.detach().cpu(), dtype)
+
+    torch.Tensor.__array__ = _detached_array
+
 
 @pytest.fixture(scope="session")
 def smollm2_preset_dir():

@@ -35,7 +35,8 @@ class CandidateLayout:
 
     def initial(self):
         """The variables' current values, in candidate form."""
-        values = [np.asarray(v.numpy(), dtype="float32") for v in self.variables]
+        # Copies: on torch, numpy() shares the variable's memory.
+        values = [np.array(v.numpy(), dtype="float32") for v in self.variables]
         if self.first_only:
             return values[0]
         return np.concatenate([v.reshape(-1) for v in values])

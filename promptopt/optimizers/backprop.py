@@ -197,7 +197,8 @@ class BackpropOptimizer(PromptOptimizer):
         if hasattr(learning_rate, "numpy"):
             learning_rate = learning_rate.numpy()
         learning_rate = float(np.asarray(learning_rate))
-        gradient = grads[0].astype(PROMPT_DTYPE)
+        # A tensor, not numpy: torch's optimizers take tensors only.
+        gradient = keras.ops.convert_to_tensor(grads[0].astype(PROMPT_DTYPE))
         optimizer.apply_gradients([(gradient, self._prompt_variable)])
         new_state = BackpropState(
             params=np.array(self._prompt_variable.numpy()),

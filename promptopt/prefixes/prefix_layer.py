@@ -91,7 +91,8 @@ class KeyValuePrefix(keras.layers.Layer):
         """The final prefix `[L, 2, P, N, D]` as numpy (the MLP applied)."""
         if not self.built:
             self.build()
-        return np.asarray(ops.convert_to_numpy(self.call()), dtype="float32")
+        # A copy: on torch, convert_to_numpy shares the variable's memory.
+        return np.array(ops.convert_to_numpy(self.call()), dtype="float32")
 
     def assign(self, value):
         """Sets the prefix `[L, 2, P, N, D]` (through the MLP, if any)."""

@@ -88,7 +88,8 @@ class SoftPrompt(keras.layers.Layer):
         """The final prompt `[P, H]` as numpy, reparameterization applied."""
         if not self.built:
             self.build()
-        return np.asarray(ops.convert_to_numpy(self.call()), dtype="float32")
+        # A copy: on torch, convert_to_numpy shares the variable's memory.
+        return np.array(ops.convert_to_numpy(self.call()), dtype="float32")
 
     def assign(self, value):
         """Sets the raw prompt variable from an array `[P, H]`."""

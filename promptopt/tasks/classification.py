@@ -103,7 +103,7 @@ class VerbalizerClassification:
             )
         # log sum_{w in c} p(w): [B, W, 1] + [1, W, C] -> [B, C]
         return ops.logsumexp(
-            word_logp[:, :, None] + self._log_class_mask[None], axis=1
+            ops.add(word_logp[:, :, None], self._log_class_mask[None]), axis=1
         )
 
     def scores_at_answer(self, adapter, answer_hidden):
@@ -123,7 +123,7 @@ class VerbalizerClassification:
         )  # [B, V]
         word_logp = ops.take(logp, self._word_ids[:, 0], axis=1)  # [B, W]
         return ops.logsumexp(
-            word_logp[:, :, None] + self._log_class_mask[None], axis=1
+            ops.add(word_logp[:, :, None], self._log_class_mask[None]), axis=1
         )
 
     def _word_logp_decoder_only(self, adapter, prompt, token_ids, padding_mask):
