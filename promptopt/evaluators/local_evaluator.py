@@ -36,6 +36,12 @@ class LocalEvaluator(Evaluator):
       with share 1.0 unless the batch is split, e.g. by length). Losses,
       metrics and gradients are the share-weighted sums over the groups.
 
+    Built while a `promptopt.distribution.DistributionSetup` is current
+    (JAX), the evaluator runs each pass compiled on that device mesh:
+    mini-batches split over the devices, and a forward-only population's
+    candidates too (`MeshScoring`); the results equal one device's up to
+    float rounding.
+
     Args:
         model: the Keras model the candidates are written into.
         x: dict of arrays `[N, T]`, the inputs.
