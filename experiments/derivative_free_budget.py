@@ -1,0 +1,176 @@
+"""BBT against BBTv2 on the embedded model: accuracy against forward calls.
+
+Each run is the CLI's own configuration (`TuneConfig(method="bbt" or
+"bbtv2")`, assembled from the same `build_model` and `StageFactory` that
+`promptopt tune` uses), on an LM-BFF 16-shot split: every candidate scored
+on the whole training set; after every generation the best-so-far prompt is
+scored on the 32 dev examples and the best on dev is kept (ties: fewer
+calls). Every `--eval-every` forward calls the dev-selected prompt is also
+scored on the FULL test set (SST-2: 872 sentences), which gives the budget
+curve; the test scores are never used for any choice.
+
+Runs are cached and resumable: the runner checkpoints into
+`experiments/runs/derivative_free/<run>/`, the curve points into
+`<run>/curve.json`, the finished row into `<run>.json`.
+
+    python -m experiments.derivative_free_budget --task sst2 --seeds 42 --calls 2000
+    python -m experiments.derivative_free_budget --task sst2 --seeds 13 21 42 87 100 --calls 2000
+    python -m experiments.derivative_free_budget --report   # tables and PNG of what finished
+"""
+
+import argparse
+import glob
+import json
+import os
+import time
+
+import numpy as np
+
+from experiments import common
+from promptopt.callbacks.base import RunnerCallback
+from promptopt.hub import load_language_model
+from promptopt.models.class_scoring import accuracy
+from promptopt.runner.dev_selection import DevSelection
+from promptopt.runner.runner import PromptTuningRunner
+from promptopt.tuning.config import TuneConfig
+from promptopt.tuning.model_factory import build_model
+from promptopt.tuning.model_factory import default_placement
+from promptopt.tuning.stage_factory import StageFactory
+from promptopt.tuning.task_data import TaskData
+
+EXPERIMENT = "derivative_free"
+METHODS = ("bbt", "bbtv2")
+
+
+class TestCurve(RunnerCallback):
+    """Every `every` forward calls: dev and test accuracy of the dev choice."""
+
+    def __init__(self, path, every, score_test):
+        self.path, self.every, self.score_test = path, every, score_test
+        self.points = []
+        if os.path.exists(path):
+            with open(path) as f:
+                self.points = json.load(f)
+
+    def on_step_end(self, step, logs):
+        calls = logs["forward_calls"]
+        mark = calls // self.every * self.every
+        done = {p["forward_calls"] for p in self.points}
+        if mark == 0 or mark in done:
+            return
+        selection = self.runner.selection
+        if selection.prompt is None:
+            return
+        self.points.append({"forward_calls": mark, "dev_accuracy": selection.accuracy,
+                            "test_accuracy": self.score_test(selection.prompt),
+                            "selected_at_calls": selection.forward_calls})
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(self.points, f)
+        os.replace(self.path + ".tmp", self.path)
+
+
+def run(task, seed, method, calls, eval_every):
+    name = f"{task}-s{seed}-{method}-calls{calls}"
+
+    def compute(run_dir):
+        config = TuneConfig(task=task, fewshot_seed=seed, method=method, forward_calls=calls,
+                            seed=seed, output_dir=run_dir).resolved()
+        data = TaskData.from_config(config)
+        loaded = load_language_model("smollm2-135m")
+        config = TuneConfig(**{**config.to_dict(),
+                               "placement": default_placement(config, loaded.backbone)})
+        model = build_model(config, loaded, data)
+        factory = StageFactory(config, model, data)
+        os.makedirs(run_dir, exist_ok=True)
+
+        def score_test(candidate):
+            factory.assign(candidate)
+            return accuracy(model, data.test, 32)
+
+        curve = TestCurve(os.path.join(run_dir, "curve.json"), eval_every, score_test)
+        selection = DevSelection(factory.dev_scorer(), every=1)
+        runner = PromptTuningRunner(factory.evaluator_for(method), callbacks=[curve],
+                                    checkpoint_dir=run_dir,
+                                    checkpoint_every=factory.checkpoint_every(),
+                                    selection=selection)
+        started = time.time()
+        result = runner.run(factory.initial_candidate(), factory.stages(), seed=seed)
+        seconds = time.time() - started
+        test = score_test(result.selected_prompt)
+        steps = [h["wall_time"] for h in result.history]
+        per_generation = float(np.median(np.diff(steps)[1:])) if len(steps) > 2 else None
+        return {"task": task, "seed": seed, "method": method, "forward_calls": calls,
+                "test_accuracy": test, "dev_accuracy": result.selection["accuracy"],
+                "selected_at_calls": result.selection["forward_calls"],
+                "seconds": seconds, "test_size": len(data.test),
+                "seconds_per_call": None if per_generation is None
+                else per_generation / config.popsize,
+                "curve": curve.points, "dtype": config.dtype, "placement": config.placement}
+
+    return common.cached(EXPERIMENT, name, compute)
+
+
+def report():
+    rows = []
+    for path in sorted(glob.glob(os.path.join(common.HERE, "runs", EXPERIMENT, "*.json"))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    lines = ["# BBT and BBTv2 on SmolLM2-135M: test accuracy (full test sets)", "",
+             "`python -m experiments.derivative_free_budget --task T --seeds ... --calls N`. "
+             "CLI defaults: BBT d=500, popsize 20, sigma 1, 20-vector suffix prompt, bfloat16, "
+             "shared-input scorer; BBTv2 d=500, popsize 20, sigma 0.2, alpha 0.2, 5-position "
+             "prefix in each of 30 layers, one generation per layer, bfloat16. Every candidate "
+             "scored on the whole training set; the final prompt is the best on dev among each "
+             "generation's best. Test sets are full (SST-2 872, TREC 500, SST-5 2,210).", "",
+             "| task | method | forward calls | seeds | test accuracy (mean ± std) | per seed | s / call |",
+             "|---|---|---|---|---|---|---|"]
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["method"], row["forward_calls"]), []).append(row)
+    for (task, method, calls), group in sorted(groups.items()):
+        accs = [r["test_accuracy"] for r in sorted(group, key=lambda r: r["seed"])]
+        per_call = np.median([r["seconds_per_call"] for r in group if r["seconds_per_call"]])
+        lines.append(f"| {task} | {method} | {calls} | {len(group)} | {common.mean_std(accs)} | "
+                     + ", ".join(f"{100 * a:.1f}" for a in accs) + f" | {per_call:.2f} |")
+    curves = [r for r in rows if r["curve"]]
+    if curves:
+        lines += ["", "## Budget curves (dev-selected prompt; dev and full-test accuracy)", "",
+                  "| task | seed | method | forward calls | dev | test |", "|---|---|---|---|---|---|"]
+        for r in curves:
+            for p in r["curve"]:
+                lines.append(f"| {r['task']} | {r['seed']} | {r['method']} | {p['forward_calls']} "
+                             f"| {100 * p['dev_accuracy']:.1f} | {100 * p['test_accuracy']:.1f} |")
+        plt = common.pyplot()
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for r in curves:
+            xs = [p["forward_calls"] for p in r["curve"]]
+            axis.plot(xs, [100 * p["test_accuracy"] for p in r["curve"]], marker="o",
+                      label=f"{r['method']} {r['task']} s{r['seed']} (test)")
+            axis.plot(xs, [100 * p["dev_accuracy"] for p in r["curve"]], linestyle="--",
+                      label=f"{r['method']} {r['task']} s{r['seed']} (dev)")
+        axis.set_xlabel("forward calls")
+        axis.set_ylabel("accuracy (%)")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(os.path.join(common.RESULTS, "derivative_free_budget.png"), dpi=120)
+    common.write_markdown("derivative_free_budget.md", lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="sst2")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if not args.report:
+        for seed in args.seeds:
+            for method in args.methods:
+                run(args.task, seed, method, args.calls, args.eval_every)
+    report()
+
+
+if __name__ == "__main__":
+    main()
