@@ -108,9 +108,12 @@ class GenerationCall:
                 f"A prompt has {longest} tokens; this server takes at most "
                 f"{engine.max_length} (promptopt serve --max-length). Shorten it.",
             )
-        if self.served.kind == "base" and min(len(row) for row in self.token_rows) == 0:
+        continues_nothing = self.served.kind != "soft_prompt" or self.served.length == 0
+        if continues_nothing and min(len(row) for row in self.token_rows) == 0:
             raise HTTPException(
-                422, "A prompt is empty; the base model needs at least one token to continue."
+                422,
+                f"A prompt is empty, and '{self.served.name}' ({self.served.kind}) has no "
+                "soft prompt to continue. Send at least one token of text.",
             )
         context = self.state.generator.context_length
         total = self.served.length + longest + self.max_tokens
@@ -171,7 +174,12 @@ class GenerationCall:
 
     async def choices(self):
         """Runs the job; returns its `Choice`s (422 for the engine's ValueErrors)."""
-        return self.choices_of(await self.state.run_job(self.job()))
+        rows = await self.state.run_job(self.job())
+        if self.logprobs is not None:
+            # Token texts are decoded for the whole vocabulary on first use:
+            # do it off the event loop.
+            await asyncio.to_thread(self.state.engine.token_text, 0)
+        return self.choices_of(rows)
 
     async def stream(self):
         """Yields `(index, text delta, None)` as tokens arrive, then `(index, rest, Choice)`.
@@ -202,6 +210,8 @@ class GenerationCall:
             delta = streams[index].update(tokens)
             if delta:
                 yield index, delta, None
+        if self.logprobs is not None:
+            await asyncio.to_thread(self.state.engine.token_text, 0)  # as in choices()
         for choice in self.choices_of(future.result()):
             yield choice.index, streams[choice.index].finish(choice.tokens), choice
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 import keras_hub
 import numpy as np
 from keras import ops
@@ -94,6 +95,20 @@ class GenerationJob:
         return len(self.token_rows)
 
     @property
+    def length_bucket(self):
+        """Jobs merge only when their rows are of similar length.
+
+        keras-hub's samplers advance one position for all rows, so a batch
+        decodes from its shortest row's end to its longest row's end plus
+        `max_tokens`. Rows whose ends (prompt vectors included) fall in one
+        window of `max(max_tokens, 16)` positions make a merged batch take
+        at most twice the steps of a request alone, which a batch of rows
+        pays back on a CPU already (experiments/results/serve_load_test.md).
+        """
+        width = max(self.max_tokens, 16)
+        return (self.prompt.length + max(len(row) for row in self.token_rows)) // width
+
+    @property
     def group_key(self):
         # Jobs with one key share a pass, whatever their prompts: soft
         # prompts and the base model mix, prefixes mix with prefixes of one
@@ -102,7 +117,7 @@ class GenerationJob:
             return None
         return (
             "generate", self.prompt.batch_kind, self.sampling.merge_key,
-            self.max_tokens, tuple(self.stop_token_ids),
+            self.max_tokens, tuple(self.stop_token_ids), self.length_bucket,
         )
 
 
@@ -129,7 +144,11 @@ class GenerationEngine:
     """
 
     def __init__(self, adapter):
-        self.adapter = adapter
+        # Every batch runs through one compiled copy of the backbone's
+        # decoding (traced once, then reused whatever the prompts): an eager
+        # decoding step of SmolLM2 took 4.7 s on the 2-core CPU, a compiled
+        # one 0.2 s. Prompt tables and prefixes wrap it per batch.
+        self.adapter = _CompiledDecoding(adapter)
         # The longest sequence the backbone can place (GPT-2's learned
         # positions); None where positions are not bounded (RoPE).
         self.context_length = getattr(adapter.backbone, "max_sequence_length", None)
@@ -157,8 +176,8 @@ class GenerationEngine:
         lengths = [len(row) for row in bound]
         if min(lengths) == 0:
             raise ValueError(
-                "A prompt has no tokens, and the base model has no soft prompt "
-                "to continue. Send at least one token of text."
+                "A row has no tokens and no soft prompt in front, so there is "
+                "nothing to continue. Send at least one token of text."
             )
         new = self._sample(adapter, bound, lengths, jobs, owners)
         stops = [set(jobs[j].stop_token_ids) for j, _ in owners]
@@ -298,6 +317,55 @@ class GenerationEngine:
                 )
             scored.append((logprobs, tops))
         return scored
+
+
+class _CompiledDecoding:
+    """An adapter whose decoding and LM head are compiled once.
+
+    Everything else is the wrapped adapter's. The LM head is compiled too:
+    eagerly, a tied head transposes the whole `[V, H]` table on every call.
+    """
+
+    def __init__(self, adapter):
+        self._adapter = adapter
+        self.decode = _shape_free(adapter.decode)
+        self.decode_with_cache = _shape_free(adapter.decode_with_cache)
+        self.token_logits = _shape_free(adapter.token_logits)
+
+    def __getattr__(self, name):
+        return getattr(self._adapter, name)
+
+
+def _shape_free(fn):
+    """`fn` compiled for tensors of any shape (`tf.function` on TensorFlow).
+
+    Every batch of a server has other rows and lengths. Traced for the first
+    call's exact shapes, `tf.function` would trace again for each new batch
+    size and length until `reduce_retracing` has widened every dimension,
+    and tracing SmolLM2 takes tens of seconds on a busy CPU; so the first
+    trace already leaves every dimension unknown: of integer tensors (ids,
+    masks) all, of float ones all but the last (the hidden or head size,
+    which the layers' weights fix). Python values (a cache index of 0) stay
+    static. Other backends run `fn` as it is.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    function = tf.function(fn, reduce_retracing=True)
+
+    def spec(value):
+        if isinstance(value, np.ndarray) or ops.is_tensor(value):
+            value = tf.convert_to_tensor(value)
+            known = [] if value.dtype.is_integer else list(value.shape[-1:])
+            return tf.TensorSpec([None] * (value.shape.rank - len(known)) + known, value.dtype)
+        return value
+
+    def call(*args):
+        # get_concrete_function traces once per signature, then reuses it.
+        return function.get_concrete_function(*tf.nest.map_structure(spec, args))(*args)
+
+    return call
 
 
 def _cut_at_stop(tokens, stop_ids):

@@ -66,8 +66,9 @@ class CompletionRequest(SamplingFields):
     the prompt). `logprobs` k returns each chosen token's log-probability
     and its k most likely alternatives; with `echo` the prompt comes back
     in front of the completion, its tokens with their log-probabilities
-    too. `max_tokens=1` on the base model, not streamed, is the next-token
-    scoring path that `OpenAICompletionsEvaluator` uses.
+    too. `max_tokens=1` on the base model, greedy, with `n=1` and no echo,
+    stop or stream, is the one-pass next-token scoring path that
+    `OpenAICompletionsEvaluator` uses.
     """
 
     prompt: str | list[str]

@@ -77,8 +77,10 @@ def test_greedy_tokens_are_the_most_likely_and_echo_scores_the_prompt():
 
 def test_group_keys_say_what_may_share_a_pass():
     _, served, rows, _ = _setup("llama")
-    key = lambda name, **kw: _job(served[name], rows[:1], **kw).group_key  # noqa: E731
+    key = lambda name, **kw: _job(served[name], rows[1:2], **kw).group_key  # noqa: E731
     assert key("base") == key("p4") != key("x") == key("y")
+    # Rows far longer than the others would make the batch decode longer.
+    assert _job(served["base"], [[5] * 40]).group_key != key("base")
     assert key("p2", max_tokens=6) != key("p2")
     assert key("p2", stop_token_ids=(2,)) != key("p2")
     assert key("p2", sampling=Sampling(temperature=0.7)) != key("p2")
@@ -103,7 +105,7 @@ def test_seeded_sampling_repeats_and_streaming_sees_growing_prefixes():
 
 def test_an_empty_text_needs_a_prompt():
     engine, served, _, _ = _setup("llama")
-    with pytest.raises(ValueError, match="A prompt has no tokens, and the base model"):
+    with pytest.raises(ValueError, match="A row has no tokens and no soft prompt in front"):
         engine.run([_job(served["base"], [[]])])
     [[row]] = engine.run([_job(served["p2"], [[]])])
     assert len(row["tokens"]) == 5 or row["stopped"]
