@@ -16,7 +16,7 @@ PYTHON="${PYTHON:-python3}"
 # PyTorch's CPU index (the default Linux wheel bundles CUDA, gigabytes that a
 # CPU runner never uses; set TORCH_INDEX_URL for a mirror). Neither step may
 # fail the set-up: without torch that test skips and says why.
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" || echo "setup_venv: CPU torch not installed from ${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}; trying the default index with .[compare]"
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" --timeout 10 --retries 1 || echo "setup_venv: CPU torch not installed from ${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}; trying the default index with .[compare]"
 .venv/bin/python -m pip install -q -e ".[compare]" || echo "setup_venv: the compare extra is not installed; tests/interop/test_peft_roundtrip.py will skip"
 
 # ./.venv-jax: .venv's packages plus JAX, for the JAX pass of

@@ -45,7 +45,7 @@ from promptopt.prefixes import PrefixModel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SENTENCES = 200
+SENTENCES = 48
 PROMPT_LENGTH = 20
 TOLERANCE = 1e-3
 LABEL_WORDS = {"0": [" terrible"], "1": [" great"]}
@@ -58,7 +58,7 @@ def data():
         test = load_fewshot_split("sst2", 42, "test")
     except FileNotFoundError as error:
         pytest.skip(f"the SST-2 16-shot data is absent ({error})")
-    return train, test.subset(SENTENCES, seed=0)  # the same 200 sentences every run
+    return train, test.subset(SENTENCES, seed=0)  # the same 48 sentences every run
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_a_prompt_trained_in_peft_imports_with_the_same_answers(lm, hf_base, dat
 
 def test_a_prefix_from_promptopt_loads_in_peft_with_the_same_answers(lm, hf_base, data, tmp_path):
     _, test = data
-    texts = test.texts[:64]  # prefixes cost a pass per layer's cache; fewer sentences
+    texts = test.texts[:24]  # prefixes cost a pass per layer's cache; fewer sentences
     # A prefix from real tokens' keys and values, then moved off them so it is no token's.
     model = PrefixModel(lm.backbone, _task(lm), prefix_length=10, prefix_initializer="vocab",
                         tokenizer=lm.tokenizer, model_id=lm.model_id, seed=3)
