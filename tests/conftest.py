@@ -52,3 +52,22 @@ def smollm2_preset_dir():
         return convert_or_reuse()
     except MissingModelPackageError as error:
         pytest.skip(f"SmolLM2 weights unavailable: {error}")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the modules marked slow first.
+
+    With `pytest -n 2 --dist loadscope` (scripts/run_tests.sh) each module
+    goes whole to one worker, in collection order. The few slow modules on
+    the embedded model take minutes each; started last, they leave the
+    other worker idle at the end. Started first, the many short modules
+    fill in beside them. The order of tests within a module is kept.
+    """
+    def is_slow(item):
+        return item.get_closest_marker("slow") is not None
+
+    slow_modules = sorted({item.module.__name__ for item in items if is_slow(item)}, reverse=True)
+    # Stable: the slow modules in reverse name order (the PEFT round trip,
+    # the longest, first), then every other module as collected.
+    rank = {name: i for i, name in enumerate(slow_modules)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))
