@@ -19,6 +19,7 @@ interrupted run resumes.
 
     python -m experiments.bench.cli_speed          # all rows
     python -m experiments.bench.cli_speed --only bbt
+    python -m experiments.bench.cli_speed --report  # the table of the finished rows
 """
 
 import argparse
@@ -44,7 +45,7 @@ ROWS = [
 ] + [(m, d, "prefix") for m in ("residual", "prefix", "bbtv2", "discrete")
      for d in ("float32", "bfloat16")]
 GRADIENT = ("prompt", "residual", "prefix")
-STEPS, GENERATIONS, POPSIZE = 6, 4, 20
+STEPS, GENERATIONS, POPSIZE = 6, 3, 20
 
 
 def _files(directory):
@@ -116,6 +117,8 @@ def _experiments(method, dtype, placement, work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run only rows of this method")
+    parser.add_argument("--report", action="store_true",
+                        help="write the table from the finished rows only; compute nothing")
     args = parser.parse_args()
     files = _files(tempfile.mkdtemp(prefix="cli_speed_data_"))
     work = tempfile.mkdtemp(prefix="cli_speed_runs_")
@@ -132,7 +135,9 @@ def main():
                     "cli_seconds": cli, "experiments_seconds": experiments,
                     "load_average": load_average()}
 
-        rows.append(common.cached("cli_speed", name, compute))
+        row = common.cached("cli_speed", name, None if args.report else compute)
+        if row is not None:
+            rows.append(row)
     lines = [
         "# `promptopt tune` against the experiments' scripts: seconds per step",
         "",
@@ -141,7 +146,8 @@ def main():
         "one after the other in one process. Gradient methods: one training step of 8 sentences "
         f"({STEPS} steps). Search methods: one forward call = one candidate scored on all 32 "
         f"training sentences (popsize {POPSIZE}, {GENERATIONS} generations), so per call = per "
-        "step / 20. Load average (1 min) at the end of each row.",
+        "step / 20. Load average (1 min) at the end of each row. Rows not listed have not "
+        f"been run yet ({len(rows)} of {len(ROWS)} here).",
         "",
         "| method | dtype | placement | unit | CLI (s) | experiments (s) | CLI / experiments | load |",
         "|---|---|---|---|---|---|---|---|",
