@@ -8,9 +8,9 @@ input_ids to HF adds none either). PEFT puts the virtual tokens in front
 of the input, promptopt's placement "prefix"; inputs are right-padded, so
 in both the text takes positions P..P+T-1 and the answer is read at
 P + len - 1 (at len - 1 of the text for a prefix). Compared there, on 200
-SST-2 test sentences (64 for the prefix): the label words " terrible" and " great" as each
-library scores them, their logit less the logsumexp of all V logits at the
-answer (promptopt's classifier output; log_softmax of PEFT's logits), within
+SST-2 test sentences (64 for the prefix): the label words " terrible" and
+" great" as each library scores them, their logit less the logsumexp of all
+V logits at the answer (promptopt's classifier output; log_softmax of PEFT's logits), within
 1e-3, and the class each model picks (all equal). promptopt's side is the
 classifier that `predict`, `eval` and the server use, not a second model.
 
@@ -42,6 +42,8 @@ from promptopt.cli.main import main  # noqa: E402
 from promptopt.data import load_fewshot_split  # noqa: E402
 from promptopt.hub import load_language_model  # noqa: E402
 from promptopt.hub.gguf_converter import find_smollm2_gguf  # noqa: E402
+from promptopt.models.class_scoring import class_scores  # noqa: E402
+from promptopt.models.class_scoring import length_batches  # noqa: E402
 from promptopt.prefixes import PrefixModel  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -88,22 +90,6 @@ def _word_ids(lm):
     return [w[0] for w in _task(lm).verbalizer.word_token_ids]
 
 
-def _batches(encoder, texts, batch_size=16):
-    """Yields `(rows, encoded)`: texts in order of length, each batch padded to its own longest.
-
-    Padding every batch to the longest of the 200 sentences would more than
-    double the cost (SST-2 runs from 5 to 60 tokens); padding changes no
-    score at a real position, in either library.
-    """
-    lengths = encoder.encode_texts(list(texts))["padding_mask"].sum(axis=1)
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        encoded = encoder.encode_texts([texts[i] for i in rows])
-        width = int(encoded["padding_mask"].sum(axis=1).max())
-        yield rows, {k: v[:, :width] for k, v in encoded.items()}
-
-
 def _promptopt_answers(classifier, texts):
     """The classifier's own scores `[N, 2]` and classes `[N]`.
 
@@ -111,17 +97,19 @@ def _promptopt_answers(classifier, texts):
     answer: their logits less the logsumexp of all V logits there. They
     are what promptopt's `predict`, `eval` and `/v1/score` answer with.
     """
-    scores = np.zeros((len(texts), 2), "float32")
-    for rows, x in _batches(classifier, texts):
-        scores[rows] = np.asarray(classifier(x, training=False), "float32")
+    scores = class_scores(classifier, texts)
     return scores, scores.argmax(-1)
 
 
 def _peft_answers(peft_model, encoder, texts, word_ids, virtual_tokens):
-    """PEFT's label-word log-probabilities `[N, 2]` at the answer, on promptopt's token ids."""
+    """PEFT's label-word log-probabilities `[N, 2]` at the answer, on promptopt's token ids.
+
+    In the same `length_batches` as promptopt's side; padding changes no
+    score at a real position in either library.
+    """
     scores = np.zeros((len(texts), len(word_ids)), "float32")
     with torch.no_grad():
-        for rows, x in _batches(encoder, texts):
+        for rows, x in length_batches(encoder.encode_texts(list(texts))):
             ids = torch.tensor(x["token_ids"], dtype=torch.long)
             mask = torch.tensor(x["padding_mask"], dtype=torch.long)
             logits = peft_model(input_ids=ids, attention_mask=mask).logits.float()
@@ -135,9 +123,9 @@ def _compare(name, ours, classes, theirs):
     difference = float(np.abs(ours - theirs).max())
     agreement = float(np.mean(classes == theirs.argmax(-1)))
     # Printed for the record (pytest -s); the assertions are the contract.
-    print(f"\n{name}: max |label-word log-probability difference| {difference:.2e} over {len(ours)} sentences x 2 "
-          f"label words; class agreement {agreement:.1%}; class 1 predicted for "
-          f"{classes.mean():.1%}")
+    print(f"\n{name}: max |label-word log-probability difference| {difference:.2e} over "
+          f"{len(ours)} sentences x 2 label words; class agreement {agreement:.1%}; "
+          f"class 1 predicted for {classes.mean():.1%}")
     assert difference <= TOLERANCE
     np.testing.assert_array_equal(classes, theirs.argmax(-1))
 
