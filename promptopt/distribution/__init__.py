@@ -5,7 +5,9 @@
 evaluators built under it score on the mesh through `MeshScoring`: a
 mini-batch split over the devices (`ShardedLoss`), or a population's
 candidates (`PopulationScorer`). On TensorFlow, `mirrored_strategy`
-gives `fit()` a tf.distribute.MirroredStrategy. See docs/distributed.md.
+gives `fit()` a tf.distribute.MirroredStrategy. In a multi-process run only
+the first process writes files (`is_primary_process`). See
+docs/distributed.md.
 """
 
 from promptopt.lazy_names import lazy_exports
@@ -16,6 +18,7 @@ _EXPORTS = {
     "MeshScoring": "promptopt.distribution.mesh_scoring",
     "PopulationScorer": "promptopt.distribution.population_scorer",
     "ShardedLoss": "promptopt.distribution.sharded_loss",
+    "is_primary_process": "promptopt.distribution.primary_process",
     "mirrored_strategy": "promptopt.distribution.tf_mirrored",
     "parse_devices": "promptopt.distribution.device_spec",
 }

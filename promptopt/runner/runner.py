@@ -132,6 +132,9 @@ class PromptTuningRunner:
         selection: `DevSelection` or None: scores the export on dev every
             few steps and at each stage's end, before the checkpoint is
             written, so its choice survives a resume.
+        write_checkpoints: bool. False reads a checkpoint from
+            `checkpoint_dir` to resume but writes none: the processes other
+            than the first of a multi-process run, which hold the same state.
 
     Example:
 
@@ -148,7 +151,7 @@ class PromptTuningRunner:
 
     def __init__(
         self, evaluator, callbacks=(), checkpoint_dir=None, checkpoint_every=1,
-        selection=None,
+        selection=None, write_checkpoints=True,
     ):
         _check_evaluator(evaluator)
         if selection is not None and not isinstance(selection, DevSelection):
@@ -179,6 +182,7 @@ class PromptTuningRunner:
         self.callbacks = callbacks
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.write_checkpoints = write_checkpoints
         self.stop_requested = False
         self.current_optimizer = None
         self.current_state = None
@@ -320,7 +324,7 @@ class PromptTuningRunner:
         def save():
             progress.elapsed_seconds = elapsed()
             progress.stage_seconds = time.monotonic() - stage_clock_origin
-            if self.checkpoint_dir is not None:
+            if self.checkpoint_dir is not None and self.write_checkpoints:
                 progress.optimizer_state = stages[
                     progress.stage_index
                 ].optimizer.state_to_bytes(state)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from promptopt.callbacks.progress_bar import ProgressBar
+from promptopt.distribution.primary_process import is_primary_process
 from promptopt.hub import load_language_model
 from promptopt.models import PromptedModel
 from promptopt.models.class_scoring import accuracy
@@ -81,7 +82,11 @@ class TuningJob:
         factory = StageFactory(config, model, data)
         log(f"Model: {loaded.model_id} ({config.dtype}), loaded in {time.time() - started:.1f} s. "
             f"{_describe_prompt(config, model)}")
-        os.makedirs(config.output_dir, exist_ok=True)
+        # In a multi-process run every process computes the same prompt;
+        # only the first writes the files (they would be identical copies).
+        primary = is_primary_process()
+        if primary:
+            os.makedirs(config.output_dir, exist_ok=True)
 
         before = accuracy(model, data.test, config.eval_batch_size)
         log(f"Test accuracy before tuning: {before:.4f}")
@@ -94,10 +99,11 @@ class TuningJob:
         train_loss_before = train_scorer(initial)
         runner = PromptTuningRunner(
             factory.evaluator_for(config.method),
-            callbacks=self._callbacks(model, factory),
+            callbacks=self._callbacks(model, factory, primary),
             checkpoint_dir=os.path.join(config.output_dir, CHECKPOINT_DIR),
             checkpoint_every=factory.checkpoint_every(),
             selection=selection,
+            write_checkpoints=primary,
         )
         result = runner.run(initial, stages, seed=config.seed)
         final = result.selected_prompt if result.selected_prompt is not None else result.best_prompt
@@ -105,7 +111,7 @@ class TuningJob:
         factory.assign(final)
         after = _accuracy_with(factory, model, data.test, final, config)
         log(f"Test accuracy after tuning:  {after:.4f}")
-        saved = self._save(model, factory, final, data, config)
+        saved = self._save(model, factory, final, data, config, primary)
         results = {
             "config": config.to_dict(),
             "versions": library_versions(),
@@ -123,6 +129,8 @@ class TuningJob:
             "prompt_file": saved,
             "seconds": round(time.time() - started, 1),
         }
+        if not primary:
+            return results
         write_json(os.path.join(config.output_dir, "results.json"), results)
         log(f"Saved the {'prefix' if saved.endswith('prefix.npz') else 'prompt'} to {saved} "
             f"and the run's config and results to {os.path.join(config.output_dir, 'results.json')}.")
@@ -143,13 +151,13 @@ class TuningJob:
                  "and the best one kept.")
         return DevSelection(scorer, every=every)
 
-    def _callbacks(self, model, factory):
+    def _callbacks(self, model, factory, primary):
         config = self.config
         callbacks = []
-        if self.progress:
+        if self.progress and primary:
             callbacks.append(ProgressBar([METHOD_DESCRIPTIONS[m].split(" (")[0].split(":")[0]
                                           for m in config.stage_methods()]))
-        if config.logdir:
+        if config.logdir and primary:
             from promptopt.callbacks.tensorboard_logger import TensorBoardLogger
 
             names = ("task", "fewshot_seed", "model", "method", "then", "dtype", "placement",
@@ -168,21 +176,25 @@ class TuningJob:
             callbacks.append(TensorBoardLogger(config.logdir, hparams=hparams, **kwargs))
         return callbacks
 
-    def _save(self, model, factory, final, data, config):
+    def _save(self, model, factory, final, data, config, primary):
+        """Writes the prompt file (the first process only); returns its path."""
         extra = {"template": data.template, "label_words": data.label_words,
                  "model_spec": config.model, "method": config.method,
                  "placement": config.placement, "dtype": config.dtype}
+        filename = {"text": "prompt.json", "prefix": "prefix.npz"}.get(factory.kind, "prompt.npz")
+        path = os.path.join(config.output_dir, filename)
+        if not primary:
+            return path
         if factory.kind == "text":
-            path = os.path.join(config.output_dir, "prompt.json")
             write_json(path, {"format": "promptopt-text-prompt", "text": factory.prompt_text(final),
                               "phrases": factory.phrases, "indices": [int(i) for i in final],
                               "model_id": model.model_id, **extra})
             return path
         if factory.kind == "prefix":
-            return model.save_prefix(os.path.join(config.output_dir, "prefix.npz"), extra=extra)
+            return model.save_prefix(path, extra=extra)
         if model.soft_prompt.parameterization is not None:
             model = _without_reparameterization(model)
-        return model.save_prompt(os.path.join(config.output_dir, "prompt.npz"), extra=extra)
+        return model.save_prompt(path, extra=extra)
 
 
 def _stage_record(method, stage):

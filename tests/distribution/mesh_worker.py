@@ -6,10 +6,12 @@ and read back the arrays it saves.
 
     python tests/distribution/mesh_worker.py mesh OUT.npz
         4 devices: each scenario on one device (no distribution; the
-        reference) and on the mesh.
+        reference) and on the mesh, and `promptopt tune` without and with
+        `--devices 4`.
     python tests/distribution/mesh_worker.py process ID PORT OUT.npz
         one of 2 processes with 2 devices each, joined on 127.0.0.1:PORT
-        through keras.distribution.initialize; the mesh scenarios only.
+        through keras.distribution.initialize; the mesh scenarios only, and
+        `promptopt tune --devices all`.
 """
 
 import os
@@ -18,13 +20,18 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ["KERAS_BACKEND"] = "jax"
 
+import pathlib  # noqa: E402
+
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
+from promptopt.cli.main import main as promptopt_main  # noqa: E402
 from promptopt.distribution import DistributionSetup  # noqa: E402
 from promptopt.evaluators import KerasEvaluator  # noqa: E402
 from promptopt.evaluators import PrefixEvaluator  # noqa: E402
+from tests.cli.cli_fixtures import save_tiny_preset  # noqa: E402
+from tests.cli.cli_fixtures import write_data  # noqa: E402
 from tests.model_factories import classifier  # noqa: E402
 from tests.model_factories import toy_batch  # noqa: E402
 from tests.prefixes.helpers import prefix_classifier  # noqa: E402
@@ -92,7 +99,35 @@ def mesh_scenarios(results):
     results["model_parallel_kernel_shard"] = np.array(kernel.value.addressable_shards[0].data.shape)
 
 
-def process_scenarios(results, process_id, port):
+def tune_scenarios(results, work):
+    tune(results, "tune_one_device", work, None)
+    tune(results, "tune_mesh", work, "4")
+
+
+def tune(results, name, work, devices):
+    """`promptopt tune` end to end on a tiny saved preset, into `results`.
+
+    Records the files the run wrote in its output directory and, where it
+    wrote one, the saved prompt `[P, H]`.
+    """
+    work = pathlib.Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    preset = save_tiny_preset(work / "tiny_llama", "llama")  # the same weights every time
+    data = write_data(work / "data.csv")
+    out = work / name
+    args = ["tune", "--model", preset, "--train", data, "--dev", data, "--test", data,
+            "--template", "{review}. It was", "--label-words", "0=terrible,1=great",
+            "--prompt-length", "3", "--batch-size", "4", "--steps", "4", "--quiet",
+            "--output-dir", str(out)]
+    assert promptopt_main(args + ([] if devices is None else ["--devices", devices])) == 0
+    files = sorted(os.listdir(out)) if out.exists() else []
+    results[f"{name}_files"] = np.array(files, dtype=str)
+    if "prompt.npz" in files:
+        with np.load(out / "prompt.npz") as saved:
+            results[f"{name}_prompt"] = saved["prompt"]
+
+
+def process_scenarios(results, process_id, port, work):
     keras.distribution.initialize(
         job_addresses=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
     with DistributionSetup("all").scope() as setup:
@@ -100,16 +135,20 @@ def process_scenarios(results, process_id, port):
         # The prompt alone: each compiled program costs the two processes
         # seconds of CPU, and the prefix runs the same code on the 4-device mesh.
         score("mesh", evaluators(("prompt",)), results)
+    # Each process its own output directory: only the first may write.
+    tune(results, "tune_processes", work, "all")
 
 
 def main(argv):
     results = {}
     if argv[0] == "mesh":
-        mesh_scenarios(results)
         out = argv[1]
+        mesh_scenarios(results)
+        tune_scenarios(results, os.path.join(os.path.dirname(out), "tune"))
     else:
-        process_scenarios(results, int(argv[1]), int(argv[2]))
         out = argv[3]
+        process_scenarios(results, int(argv[1]), int(argv[2]),
+                          os.path.join(os.path.dirname(out), f"tune{argv[1]}"))
     np.savez(out, **results)
 
 

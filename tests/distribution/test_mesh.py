@@ -2,7 +2,13 @@
 
 The scenarios run in one worker process with 4 virtual devices
 (`mesh_worker.py`); each test compares one of its mesh results with the
-same computation on one device.
+same computation on one device. The last tests run the same step in two
+processes on 127.0.0.1, joined through keras.distribution.initialize: each
+has 2 virtual CPU devices, and together they form one 4-device mesh, as two
+hosts would. They are in this module because they compare with its
+one-device results: under `pytest -n 2 --dist loadscope` a module goes
+whole to one worker, so those results are computed once, not once per
+module.
 """
 
 import keras
@@ -59,3 +65,39 @@ def test_a_model_parallel_llama_forward_pass_equals_the_unsharded_one(results):
     np.testing.assert_allclose(
         results["model_parallel_llama_scores"], results["one_device_llama_scores"],
         rtol=0, atol=TOLERANCE)
+
+
+def test_two_processes_see_one_mesh_of_four_devices(process_results):
+    for process in process_results:
+        assert process["num_devices"] == 4
+        # Each process holds the rows of its own 2 devices only.
+        np.testing.assert_array_equal(process["mesh_prompt_rows_per_device"], [2, 2])
+
+
+def test_a_data_parallel_step_in_two_processes_equals_a_single_process(process_results, results):
+    for process in process_results:
+        for quantity in ("loss", "grads", "population"):
+            np.testing.assert_allclose(
+                process[f"mesh_prompt_{quantity}"], results[f"one_device_prompt_{quantity}"],
+                rtol=0, atol=TOLERANCE)
+    # Both processes read the same replicated results.
+    np.testing.assert_array_equal(
+        process_results[0]["mesh_prompt_grads"], process_results[1]["mesh_prompt_grads"])
+
+
+def test_promptopt_tune_on_four_devices_gives_the_one_device_prompt(results):
+    # `promptopt tune --devices 4` end to end: the same 4 steps of 4 rows
+    # (one per device), dev selection and files as one device.
+    assert list(results["tune_mesh_files"]) == ["checkpoint", "prompt.npz", "results.json"]
+    assert np.abs(results["tune_one_device_prompt"]).max() > 0
+    np.testing.assert_allclose(
+        results["tune_mesh_prompt"], results["tune_one_device_prompt"], rtol=0, atol=TOLERANCE)
+
+
+def test_in_two_processes_only_the_first_writes_and_its_prompt_is_the_single_process_one(
+        process_results, results):
+    first, second = process_results
+    assert list(first["tune_processes_files"]) == ["checkpoint", "prompt.npz", "results.json"]
+    assert list(second["tune_processes_files"]) == []
+    np.testing.assert_allclose(
+        first["tune_processes_prompt"], results["tune_one_device_prompt"], rtol=0, atol=TOLERANCE)
