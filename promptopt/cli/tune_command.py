@@ -35,7 +35,9 @@ def add_arguments(parser):
         kwargs = {"dest": field.name, "help": field.metadata["help"] + shown,
                   "default": argparse.SUPPRESS}
         if field.type is bool:
-            group.add_argument(flag, action="store_true", **kwargs)
+            # A switch that is on by default also gets its --no- form.
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            group.add_argument(flag, action=action, **kwargs)
             continue
         if field.metadata["choices"]:
             kwargs["choices"] = field.metadata["choices"]
@@ -48,7 +50,8 @@ def add_arguments(parser):
 
 def _parser_for(field):
     name = field.name
-    if name in ("learning_rate", "sigma", "alpha", "weight_decay"):
+    if name in ("learning_rate", "sigma", "alpha", "weight_decay", "residual_lr",
+                "residual_weight_decay"):
         return float
     if name == "residual_scale":
         return _residual_scale

@@ -60,6 +60,13 @@ class BackpropOptimizer(PromptOptimizer):
         weight_decay: float or None, the Keras optimizer's decoupled weight
             decay. None keeps Keras's default (AdamW: 0.004; the others:
             none); the CLI passes its own value (default 0) explicitly.
+        second_group: None, or `(start, learning_rate, weight_decay)`: the
+            entries of a flat candidate `[D]` from `start` on are updated by
+            a second optimizer of the same kind with their own learning
+            rate and weight decay (None: this optimizer's). Razdaibiedina
+            et al.'s reference code gives the residual MLP's weights their
+            own step size and decay this way; a `KerasEvaluator` with
+            `parameters="all"` puts the `P * H` prompt entries first.
 
     Example:
 
@@ -75,7 +82,8 @@ class BackpropOptimizer(PromptOptimizer):
 
     needs_gradients = True
 
-    def __init__(self, optimizer="adafactor", learning_rate=None, weight_decay=None):
+    def __init__(self, optimizer="adafactor", learning_rate=None, weight_decay=None,
+                 second_group=None):
         if learning_rate is not None and not (
             isinstance(learning_rate, (int, float)) and learning_rate > 0
         ):
@@ -116,17 +124,24 @@ class BackpropOptimizer(PromptOptimizer):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.second_group = _check_second_group(second_group)
         self._keras_optimizer = self._make_keras_optimizer()  # validates
+        self._second_optimizer = None
         self._prompt_variable = None
+        self._second_variable = None
+        self._built_shape = None
         self._fresh_optimizer_variables = None
 
-    def _make_keras_optimizer(self):
+    def _make_keras_optimizer(self, learning_rate=None, weight_decay=None):
+        """The Keras optimizer; `learning_rate`/`weight_decay` override this one's."""
+        learning_rate = self.learning_rate if learning_rate is None else learning_rate
+        weight_decay = self.weight_decay if weight_decay is None else weight_decay
         if isinstance(self.optimizer, dict):
             spec = copy.deepcopy(self.optimizer)
-            if self.learning_rate is not None:
-                spec.setdefault("config", {})["learning_rate"] = self.learning_rate
-            if self.weight_decay is not None:
-                spec.setdefault("config", {})["weight_decay"] = self.weight_decay
+            if learning_rate is not None:
+                spec.setdefault("config", {})["learning_rate"] = learning_rate
+            if weight_decay is not None:
+                spec.setdefault("config", {})["weight_decay"] = weight_decay
             try:
                 optimizer = keras.optimizers.deserialize(spec)
                 problem = f"got {type(optimizer).__name__}"
@@ -140,10 +155,9 @@ class BackpropOptimizer(PromptOptimizer):
                     "keras.optimizers.serialize(keras_optimizer)."
                 )
             return optimizer
-        learning_rate = self.learning_rate
         if learning_rate is None:
             learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
-        decay = {} if self.weight_decay is None else {"weight_decay": self.weight_decay}
+        decay = {} if weight_decay is None else {"weight_decay": weight_decay}
         if self.optimizer == "adafactor":
             return ConstantStepAdafactor(learning_rate=learning_rate, **decay)
         if self.optimizer == "adamw":
@@ -153,23 +167,39 @@ class BackpropOptimizer(PromptOptimizer):
         return keras.optimizers.SGD(learning_rate=learning_rate, **decay)
 
     def _ensure_built(self, shape):
-        """Creates the prompt Variable and optimizer slots for `shape` once."""
-        if (
-            self._prompt_variable is not None
-            and tuple(self._prompt_variable.shape) == shape
-        ):
+        """Creates the prompt Variable(s) and optimizer slots for `shape` once."""
+        if self._prompt_variable is not None and self._built_shape == shape:
             return
         if self._prompt_variable is not None:
             # A new shape needs new optimizer slots: start a fresh optimizer.
             self._keras_optimizer = self._make_keras_optimizer()
+        self._built_shape = shape
+        first_shape = shape
+        if self.second_group is not None:
+            start, learning_rate, weight_decay = self.second_group
+            if len(shape) != 1 or not 0 < start < shape[0]:
+                raise ValueError(
+                    f"second_group starts at entry {start}, which needs a flat candidate "
+                    f"of more than {start} entries; got shape {shape}. Use a "
+                    "KerasEvaluator with parameters='all' (the residual MLP's weights "
+                    "follow the prompt's P * H entries).")
+            first_shape = (start,)
+            self._second_optimizer = self._make_keras_optimizer(learning_rate, weight_decay)
+            self._second_variable = keras.Variable(
+                np.zeros((shape[0] - start,), PROMPT_DTYPE), dtype="float32", name="second_group")
+            self._second_optimizer.build([self._second_variable])
         self._prompt_variable = keras.Variable(
-            np.zeros(shape, PROMPT_DTYPE), dtype="float32", name="prompt"
+            np.zeros(first_shape, PROMPT_DTYPE), dtype="float32", name="prompt"
         )
         self._keras_optimizer.build([self._prompt_variable])
         self._fresh_optimizer_variables = tuple(
-            np.array(v.numpy())
-            for v in self._keras_optimizer.variables
+            np.array(v.numpy()) for v in self._optimizer_variables()
         )
+
+    def _optimizer_variables(self):
+        """The Keras optimizers' variables: the first's, then the second group's."""
+        second = [] if self._second_optimizer is None else self._second_optimizer.variables
+        return list(self._keras_optimizer.variables) + list(second)
 
     def init(self, prompt, seed):
         del seed  # Gradient descent from a given prompt draws nothing random.
@@ -190,21 +220,27 @@ class BackpropOptimizer(PromptOptimizer):
         _, losses, grads = self._check_told(state, candidates, losses, grads)
         self._ensure_built(state.params.shape)
         optimizer = self._keras_optimizer
-        self._prompt_variable.assign(state.params)
-        for variable, value in zip(optimizer.variables, state.optimizer_variables):
+        for variable, value in zip(self._optimizer_variables(), state.optimizer_variables):
             variable.assign(value)
         learning_rate = optimizer.learning_rate  # Variable, or schedule's tensor
         if hasattr(learning_rate, "numpy"):
             learning_rate = learning_rate.numpy()
         learning_rate = float(np.asarray(learning_rate))
-        # A tensor, not numpy: torch's optimizers take tensors only.
-        gradient = keras.ops.convert_to_tensor(grads[0].astype(PROMPT_DTYPE))
-        optimizer.apply_gradients([(gradient, self._prompt_variable)])
+        gradient = grads[0].astype(PROMPT_DTYPE)
+        pairs = [(optimizer, self._prompt_variable, state.params, gradient)]
+        if self.second_group is not None:
+            start = self.second_group[0]
+            pairs = [(optimizer, self._prompt_variable, state.params[:start], gradient[:start]),
+                     (self._second_optimizer, self._second_variable, state.params[start:],
+                      gradient[start:])]
+        for keras_optimizer, variable, value, part in pairs:
+            variable.assign(value)
+            # A tensor, not numpy: torch's optimizers take tensors only.
+            keras_optimizer.apply_gradients([(keras.ops.convert_to_tensor(part), variable)])
+        params = np.concatenate([np.array(v.numpy()).reshape(-1) for _, v, _, _ in pairs])
         new_state = BackpropState(
-            params=np.array(self._prompt_variable.numpy()),
-            optimizer_variables=tuple(
-                np.array(v.numpy()) for v in optimizer.variables
-            ),
+            params=params.reshape(state.params.shape),
+            optimizer_variables=tuple(np.array(v.numpy()) for v in self._optimizer_variables()),
             step=state.step + 1,
         )
         metrics = {
@@ -245,4 +281,29 @@ class BackpropOptimizer(PromptOptimizer):
         if self.weight_decay is not None:
             # Only when set, so that earlier runs' checkpoints still match.
             config["weight_decay"] = self.weight_decay
+        if self.second_group is not None:
+            config["second_group"] = list(self.second_group)
         return config
+
+
+def _check_second_group(group):
+    """`(start, learning_rate, weight_decay)` as (int, float, float or None), or None."""
+    if group is None:
+        return None
+    problem = None
+    if not isinstance(group, (tuple, list)) or len(group) != 3:
+        problem = "a (start, learning_rate, weight_decay) triple"
+    else:
+        start, learning_rate, weight_decay = group
+        if isinstance(start, bool) or not isinstance(start, int) or start < 1:
+            problem = "a positive int start"
+        elif not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+            problem = "a positive learning rate"
+        elif weight_decay is not None and not (
+                isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+            problem = "a non-negative weight decay or None"
+    if problem:
+        raise ValueError(
+            f"second_group needs {problem}, got {group!r}. Pass e.g. "
+            "second_group=(11520, 0.003, 1e-5) to update entries 11520 on at step 0.003.")
+    return (int(start), float(learning_rate), None if weight_decay is None else float(weight_decay))

@@ -8,6 +8,8 @@ from keras import ops
 class ResidualReparameterization(keras.layers.Layer):
     """`prompt' = prompt + LayerNorm(W2 . ReLU(W1 . prompt))`, shape `[P, H]`.
 
+    With `layer_norm=False`, `prompt' = prompt + W2 . ReLU(W1 . prompt)`.
+
     Razdaibiedina et al. (2023, eq. 2-3) pass each prompt vector through a
     bottleneck MLP with a skip connection; the reparameterized prompt trains
     faster and is more robust to the learning rate than plain prompt tuning.
@@ -30,6 +32,9 @@ class ResidualReparameterization(keras.layers.Layer):
         shared: bool, one MLP for all prompt vectors.
         seed: int, for the MLP's initial weights.
         output_scale: float, initial LayerNorm gain.
+        layer_norm: bool, end the MLP in a LayerNorm (the paper's and the
+            reference code's default). Without it the residual term starts
+            at the scale Glorot-initialized weights give it.
 
     Example:
     ```python
@@ -37,8 +42,10 @@ class ResidualReparameterization(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, bottleneck=400, shared=True, seed=0, output_scale=1.0, **kwargs):
+    def __init__(self, bottleneck=400, shared=True, seed=0, output_scale=1.0, layer_norm=True,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.use_layer_norm = bool(layer_norm)
         self.bottleneck = int(bottleneck)
         self.shared = bool(shared)
         self.seed = int(seed)
@@ -60,12 +67,14 @@ class ResidualReparameterization(keras.layers.Layer):
         self.up_bias = self.add_weight(
             shape=lead + (hidden,), initializer="zeros", name="up_bias"
         )
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=1e-5,
-            gamma_initializer=keras.initializers.Constant(self.output_scale),
-            name="layer_norm",
-        )
-        self.layer_norm.build((length, hidden))
+        self.layer_norm = None
+        if self.use_layer_norm:
+            self.layer_norm = keras.layers.LayerNormalization(
+                epsilon=1e-5,
+                gamma_initializer=keras.initializers.Constant(self.output_scale),
+                name="layer_norm",
+            )
+            self.layer_norm.build((length, hidden))
         self.built = True
 
     def call(self, prompt):
@@ -75,7 +84,9 @@ class ResidualReparameterization(keras.layers.Layer):
         else:  # one MLP per prompt vector: [P, H] x [P, H, R] -> [P, R]
             h = ops.relu(ops.einsum("ph,phr->pr", prompt, self.down_kernel) + self.down_bias)
             h = ops.einsum("pr,prh->ph", h, self.up_kernel) + self.up_bias
-        return prompt + self.layer_norm(h)  # eq. 3: the skip connection
+        if self.layer_norm is not None:
+            h = self.layer_norm(h)
+        return prompt + h  # eq. 3: the skip connection
 
     def get_config(self):
         config = super().get_config()
@@ -84,5 +95,6 @@ class ResidualReparameterization(keras.layers.Layer):
             shared=self.shared,
             seed=self.seed,
             output_scale=self.output_scale,
+            layer_norm=self.use_layer_norm,
         )
         return config

@@ -122,6 +122,13 @@ class TuneConfig:
     residual_scale: typing.Any = _field(
         "embedding", "initial LayerNorm gain of the residual MLP: 'embedding' (std of the embedding "
         "table) or a number (1 = paper)", "gradient")
+    residual_bottleneck: int = _field(400, "hidden size of the residual MLP", "gradient")
+    residual_layer_norm: bool = _field(
+        True, "end the residual MLP in a LayerNorm (--no-residual-layer-norm: without)", "gradient")
+    residual_lr: typing.Optional[float] = _field(
+        None, "step size of the residual MLP's weights (default: --lr)", "gradient")
+    residual_weight_decay: typing.Optional[float] = _field(
+        None, "weight decay of the residual MLP's weights (default: --weight-decay)", "gradient")
     # search methods
     popsize: int = _field(20, "candidates per CMA-ES or discrete-search generation", "search")
     subspace_dim: int = _field(500, "d, dimension of CMA-ES's random subspace (BBT: 500)", "search")
@@ -200,7 +207,7 @@ class TuneConfig:
                 raise ConfigError(f"{_flag_of(name)} must be an int, got {getattr(self, name)!r}.")
         for name in ("prompt_length", "steps", "epochs", "forward_calls", "then_budget", "batch_size",
                      "popsize", "subspace_dim", "chunk_size", "eval_every", "eval_batch_size",
-                     "max_length"):
+                     "max_length", "residual_bottleneck"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -211,12 +218,15 @@ class TuneConfig:
                 raise ConfigError(f"{_flag_of(name)} must be at least {low}, got {value}.")
         if self.popsize < 2:
             raise ConfigError(f"--popsize must be at least 2, got {self.popsize}.")
-        for name in ("learning_rate", "sigma", "alpha"):
+        for name in ("learning_rate", "sigma", "alpha", "residual_lr"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"{_flag_of(name)} must be a positive number, got {value!r}.")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}.")
+        if self.residual_weight_decay is not None and self.residual_weight_decay < 0:
+            raise ConfigError(
+                f"--residual-weight-decay must be at least 0, got {self.residual_weight_decay}.")
         if self.residual_scale != "embedding" and not (
                 isinstance(self.residual_scale, (int, float)) and not isinstance(self.residual_scale, bool)):
             raise ConfigError(

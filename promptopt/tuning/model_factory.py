@@ -75,6 +75,8 @@ def build_model(config, loaded, data):
         if scale == "embedding":
             table = np.asarray(loaded.backbone.token_embedding.embeddings.numpy(), "float32")
             scale = float(np.std(table))
-        parameterization = ResidualReparameterization(seed=config.seed, output_scale=scale)
+        parameterization = ResidualReparameterization(
+            bottleneck=config.residual_bottleneck, seed=config.seed, output_scale=scale,
+            layer_norm=config.residual_layer_norm)
     return PromptedModel(backbone, task, prompt_length=config.prompt_length,
                          prompt_initializer=config.init, parameterization=parameterization, **common)

@@ -164,8 +164,16 @@ class StageFactory:
     def optimizer_for(self, method):
         config = self.config
         if method in GRADIENT_METHODS:
+            second_group = None
+            if method == "residual" and (config.residual_lr is not None
+                                         or config.residual_weight_decay is not None):
+                # The MLP's weights follow the P * H prompt entries in the
+                # flat candidate (KerasEvaluator, parameters="all").
+                second_group = (int(np.prod(self.model.soft_prompt.prompt.shape)),
+                                config.residual_lr or config.learning_rate,
+                                config.residual_weight_decay)
             return BackpropOptimizer(config.optimizer, config.learning_rate,
-                                     weight_decay=config.weight_decay)
+                                     weight_decay=config.weight_decay, second_group=second_group)
         if method == "bbt":
             embedding_std = float(np.std(self.model.embedding_table()))
             return CMAESOptimizer(subspace_dim=config.subspace_dim, popsize=config.popsize,

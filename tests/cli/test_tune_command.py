@@ -319,3 +319,18 @@ def test_tune_prints_no_tensorflow_start_up_lines(presets, data_file, tmp_path):
     for noise in ("cuda", "oneDNN", "absl", "cpu_feature_guard", "TensorFlow binary"):
         assert noise not in output, output
     assert "Test accuracy after tuning:" in completed.stdout
+
+
+def test_residual_options_reach_the_mlp_and_its_own_optimizer_group(presets, data_file, tmp_path):
+    out = tmp_path / "out"
+    assert main(tune_args(presets["llama"], data_file, out, "--method", "residual", "--steps", "3",
+                          "--residual-bottleneck", "6", "--no-residual-layer-norm",
+                          "--residual-lr", "0.002", "--residual-weight-decay", "0.01")) == 0
+    results = results_of(out)
+    config = results["config"]
+    assert (config["residual_bottleneck"], config["residual_layer_norm"],
+            config["residual_lr"], config["residual_weight_decay"]) == (6, False, 0.002, 0.01)
+    (stage,) = results["stages"]
+    # The tiny llama's prompt is 3 x 16: its 48 entries come first, the MLP's after.
+    assert stage["optimizer_config"]["second_group"] == [48, 0.002, 0.01]
+    assert results["train_loss_after"] < results["train_loss_before"]

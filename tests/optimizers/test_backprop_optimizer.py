@@ -152,3 +152,28 @@ def test_tell_without_gradients_is_refused():
 def test_constructor_rejects_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):
         BackpropOptimizer(*args)
+
+
+def test_a_second_group_steps_like_its_own_optimizer_on_its_entries():
+    # Entries 4.. (the residual MLP's, in a flat candidate) get their own
+    # learning rate and weight decay: the same as two separate AdamWs.
+    rng = np.random.default_rng(0)
+    start, grads = rng.normal(size=10).astype("float32"), rng.normal(size=(3, 10)).astype("float32")
+    both = BackpropOptimizer("adamw", 0.1, weight_decay=0.01, second_group=(4, 0.003, 1e-3))
+    first = BackpropOptimizer("adamw", 0.1, weight_decay=0.01)
+    second = BackpropOptimizer("adamw", 0.003, weight_decay=1e-3)
+    states = [both.init(start, 0), first.init(start[:4], 0), second.init(start[4:], 0)]
+    for grad in grads:
+        for i, (optimizer, part) in enumerate(
+                ((both, grad), (first, grad[:4]), (second, grad[4:]))):
+            states[i], _ = optimizer.tell(states[i], states[i].params[None], np.array([1.0]),
+                                          part[None])
+    np.testing.assert_array_equal(states[0].params,
+                                  np.concatenate([states[1].params, states[2].params]))
+    restored = both.state_from_bytes(both.state_to_bytes(states[0]))
+    assert [np.array_equal(a, b) for a, b in
+            zip(restored.optimizer_variables, states[0].optimizer_variables)] == [True] * 8
+    assert both.get_config()["second_group"] == [4, 0.003, 1e-3]
+    with pytest.raises(ValueError, match=r"second_group starts at entry 4, which needs a flat "
+                                         r"candidate of more than 4 entries; got shape \(2, 2\)"):
+        both.init(np.zeros((2, 2), "float32"), 0)

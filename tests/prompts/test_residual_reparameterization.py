@@ -67,3 +67,14 @@ def test_output_scale_sets_the_initial_size_of_the_residual_term():
         layer = ResidualReparameterization(bottleneck=8, output_scale=scale)
         residual = np.asarray(layer(prompt)) - prompt
         np.testing.assert_allclose(residual.std(axis=-1), scale, rtol=1e-3)
+
+
+def test_without_layer_norm_the_residual_term_is_the_bare_mlp():
+    prompt = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
+    layer = ResidualReparameterization(bottleneck=5, seed=1, layer_norm=False)
+    out = np.asarray(layer(prompt))
+    w1, b1, w2, b2 = (np.asarray(w) for w in layer.weights)
+    assert len(layer.weights) == 4  # no LayerNorm gain or bias
+    np.testing.assert_allclose(out, prompt + np.maximum(prompt @ w1 + b1, 0) @ w2 + b2, atol=1e-5)
+    clone = ResidualReparameterization.from_config(layer.get_config())
+    assert clone.get_config()["layer_norm"] is False
