@@ -155,10 +155,11 @@ def backprop_stage(learning_rate, steps):
     return Stage(BackpropOptimizer("adamw", learning_rate), Budget(steps=steps))
 
 
-def cma_es_stage(model, forward_calls):
+def cma_es_stage(model, forward_calls, popsize=20):
     """BBT's CMA-ES (d = 500, popsize 20) for `forward_calls` candidate scorings."""
     std = float(np.std(model.embedding_table()))
-    return Stage(CMAESOptimizer(embedding_std=std), Budget(forward_calls=forward_calls))
+    return Stage(CMAESOptimizer(popsize=popsize, embedding_std=std),
+                 Budget(forward_calls=forward_calls))
 
 
 def tune(evaluator, stage, run_dir, seed=0, logdir=None, hparams=None, prompt_fn=None):

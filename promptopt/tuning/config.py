@@ -83,8 +83,9 @@ class TuneConfig:
     model: str = _field(
         "smollm2-135m", "smollm2-135m (embedded), a keras-hub preset name, or a preset folder", "model")
     dtype: typing.Optional[str] = _field(
-        None, "backbone precision; default bfloat16 for the search methods (forward only), "
-        "float32 for the gradient methods", "model", choices=("float32", "bfloat16"))
+        None, "backbone precision; default float32 for the gradient methods, and for the search "
+        "methods (forward only) bfloat16 where this machine computes it natively (a GPU, TPU, or "
+        "a CPU with AVX-512 BF16 or AMX), else float32", "model", choices=("float32", "bfloat16"))
     placement: typing.Optional[str] = _field(
         None, "soft prompt before the input (prefix) or after it (suffix); default suffix for bbt "
         "on Llama-family models (the input's keys and values are then shared by every candidate), "
@@ -148,6 +149,8 @@ class TuneConfig:
         None, "score the prompt on --dev every N steps or generations and keep the best (default: "
         "gradient methods once per epoch, search methods every generation)", "selection")
     eval_batch_size: int = _field(32, "examples per forward pass when scoring dev and test", "selection")
+    test_before: bool = _field(
+        True, "score --test before tuning too (--no-test-before: after only)", "selection")
     seed: int = _field(0, "seed of the initialization, the mini-batches and the search", "selection")
     output_dir: str = _field(
         "promptopt-output", "where the prompt, results and checkpoints go (nothing is written elsewhere)",
@@ -276,7 +279,12 @@ class TuneConfig:
             values["sigma"] = 0.2 if "bbtv2" in (method, self.then) else 1.0
         if values["dtype"] is None:
             uses_gradients = any(m in GRADIENT_METHODS for m in (method, self.then) if m)
-            values["dtype"] = "float32" if uses_gradients else "bfloat16"
+            # Emulated bfloat16 (a CPU without AVX-512 BF16 or AMX) is many
+            # times slower than float32, not faster.
+            from promptopt.backends.native_bfloat16 import has_native_bfloat16
+
+            native = not uses_gradients and has_native_bfloat16()
+            values["dtype"] = "bfloat16" if native else "float32"
         return TuneConfig(**values)
 
     def stage_methods(self):

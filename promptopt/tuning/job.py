@@ -88,8 +88,10 @@ class TuningJob:
         if primary:
             os.makedirs(config.output_dir, exist_ok=True)
 
-        before = accuracy(model, data.test, config.eval_batch_size)
-        log(f"Test accuracy before tuning: {before:.4f}")
+        before = None
+        if config.test_before:
+            before = accuracy(model, data.test, config.eval_batch_size)
+            log(f"Test accuracy before tuning: {before:.4f}")
         stages = factory.stages()
         for index, (method, stage) in enumerate(zip(config.stage_methods(), stages)):
             log(("Then: " if index else "Method: ") + _describe_stage(method, stage, config, factory))

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from promptopt.backends.native_bfloat16 import has_native_bfloat16
 from promptopt.cli.main import main
 from promptopt.runner.checkpoint import load_checkpoint
 from promptopt.tuning.config import METHODS
@@ -90,7 +91,9 @@ def test_bbt_uses_the_shared_input_scorer_on_the_whole_training_set(presets, dat
     results = results_of(out)
     (stage,) = results["stages"]
     assert stage["evaluator"] == "SharedInputEvaluator"
-    assert results["config"]["placement"] == "suffix" and results["config"]["dtype"] == "bfloat16"
+    # bfloat16 only where this machine computes it natively (emulated, it is slower).
+    assert results["config"]["placement"] == "suffix"
+    assert results["config"]["dtype"] == ("bfloat16" if has_native_bfloat16() else "float32")
     assert results["counters"]["forward_calls"] == 48 and results["counters"]["steps"] == 8
 
 
