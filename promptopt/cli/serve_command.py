@@ -19,10 +19,22 @@ def add_arguments(parser):
         "request's model field picks it, and /v1/models lists it",
     )
     parser.add_argument(
+        "--ensemble", action="append", default=[], metavar="NAME=PATH,PATH[,...]",
+        help="serve N prompt.npz files of one task under NAME as one prompt ensemble "
+        "(Lester et al. section 7; repeatable): POST /v1/score with model=NAME combines "
+        "their class probabilities",
+    )
+    parser.add_argument(
+        "--ensemble-rule", choices=("mean", "vote"), default="mean",
+        help="how an --ensemble combines its members: mean class probability, or majority "
+        "vote (default mean)",
+    )
+    parser.add_argument(
         "--config",
         help='JSON file, e.g. {"model": "smollm2-135m", "prompts": {"sst2": '
-        '"runs/sst2/prompt.npz"}}; relative paths are read from its folder, and '
-        "--model and --prompt add to or override it",
+        '"runs/sst2/prompt.npz"}, "ensembles": {"sst2-ens": ["a/prompt.npz", '
+        '"b/prompt.npz"]}}; relative paths are read from its folder, and '
+        "--model, --prompt and --ensemble add to or override it",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000)
@@ -102,15 +114,51 @@ def served_names(args):
     return args.model or model or DEFAULT_MODEL, prompts
 
 
+def served_ensembles(args):
+    """`{name: (paths, rule)}` from `--config`'s "ensembles", then `--ensemble`.
+
+    A config entry is a list of paths, or `{"prompts": [...], "combine":
+    "mean" | "vote"}`; flags take `--ensemble-rule`.
+
+    Raises:
+        ValueError: an entry that is not NAME=PATH,PATH or a list of paths.
+    """
+    ensembles = {}
+    if args.config is not None:
+        with open(args.config, encoding="utf-8") as f:  # served_names has checked it
+            config = json.load(f)
+        folder = os.path.dirname(os.path.abspath(args.config))
+        for name, entry in config.get("ensembles", {}).items():
+            paths, rule = entry, "mean"
+            if isinstance(entry, dict):
+                paths, rule = entry.get("prompts"), entry.get("combine", "mean")
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise ValueError(
+                    f"--config {args.config}: ensemble '{name}' must be a list of prompt files "
+                    'or {"prompts": [...], "combine": "mean"}, got ' + json.dumps(entry) + ".")
+            ensembles[name] = ([os.path.join(folder, os.path.expanduser(p)) for p in paths], rule)
+    for item in args.ensemble:
+        name, sep, paths = item.partition("=")
+        paths = [p for p in paths.split(",") if p]
+        if not sep or not name or not paths:
+            raise ValueError(
+                f"--ensemble {item!r} is not NAME=PATH,PATH; give e.g. --ensemble "
+                "sst2-ens=runs/a/prompt.npz,runs/b/prompt.npz.")
+        ensembles[name] = (paths, args.ensemble_rule)
+    return ensembles
+
+
 def _config_problem(config):
     """What is wrong with a parsed `--config`, or None."""
     if not isinstance(config, dict):
         return f"it holds a JSON {type(config).__name__}"
-    unknown = sorted(set(config) - {"model", "prompts"})
+    unknown = sorted(set(config) - {"model", "prompts", "ensembles"})
     if unknown:
         return f"it has unknown keys {unknown}"
     if not isinstance(config.get("prompts", {}), dict):
         return f"its prompts are a {type(config['prompts']).__name__}, not {{name: path}}"
+    if not isinstance(config.get("ensembles", {}), dict):
+        return f"its ensembles are a {type(config['ensembles']).__name__}, not {{name: [paths]}}"
     return None
 
 
@@ -121,6 +169,7 @@ def run_serve(args):
     if args.max_generation_rows < 0:
         raise ValueError("--max-generation-rows must be 0 (no merging) or more.")
     model_spec, prompt_paths = served_names(args)
+    ensembles = served_ensembles(args)
     # Imported here: the web stack is needed only by this command.
     import uvicorn
 
@@ -138,6 +187,10 @@ def run_serve(args):
     for name, path in prompt_paths.items():
         served = prompts.load(name, path)
         print(f"Serving {served.kind} '{name}' (P={served.length}) from {path}", flush=True)
+    for name, (paths, rule) in ensembles.items():
+        served = prompts.load_ensemble(name, paths, rule)
+        print(f"Serving ensemble '{name}' of {len(paths)} prompts ({rule} of their class "
+              f"probabilities, through POST /v1/score) from {', '.join(paths)}", flush=True)
     print(
         f"Serving {engine.model_id} (H={engine.hidden_dim}, embedding std "
         f"{engine.embedding_std:.4f}) on http://{args.host}:{args.port}; "

@@ -21,6 +21,7 @@ def card(served, base_model):
         kind=served.kind,
         prompt_length=served.length,
         base_model=base_model,
+        ensemble_size=len(served.members) if served.kind == "ensemble" else None,
     )
 
 
@@ -32,4 +33,4 @@ def list_models(state=Depends(server_state)):
 
 @router.get(MODELS_PATH + "/{name:path}", response_model=ModelCard)
 def retrieve_model(name: str, state=Depends(server_state)):
-    return card(served_prompt(state, name), state.prompts.model_id)
+    return card(served_prompt(state, name, generates=False), state.prompts.model_id)

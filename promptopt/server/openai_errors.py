@@ -33,9 +33,21 @@ async def openai_error(request, error):
     )
 
 
-def served_prompt(state, name):
-    """The `ServedPrompt` a request's `model` names; 404 in OpenAI's format if none."""
+def served_prompt(state, name, generates=True):
+    """The `ServedPrompt` a request's `model` names; 404 in OpenAI's format if none.
+
+    With `generates`, an ensemble is refused (422): it combines its
+    members' class probabilities, which only `/v1/score` returns.
+    """
     try:
-        return state.prompts.get(name)
+        served = state.prompts.get(name)
     except UnknownModelError as error:
         raise OpenAIError(404, str(error), param="model", code="model_not_found") from None
+    if generates and served.kind == "ensemble":
+        raise OpenAIError(
+            422,
+            f"'{name}' is an ensemble of {len(served.members)} prompts: it combines their "
+            "class probabilities, so it classifies through POST /v1/score with "
+            f"model='{name}'. It does not generate; serve a member with --prompt to generate.",
+            param="model", code="model_not_generative")
+    return served

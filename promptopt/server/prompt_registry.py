@@ -22,16 +22,20 @@ class UnknownModelError(KeyError):
 
 @dataclasses.dataclass(frozen=True)
 class ServedPrompt:
-    """One servable name: the base model, a soft prompt or a prefix.
+    """One servable name: the base model, a soft prompt, a prefix or an ensemble.
 
     Args:
         name: str, what a request's `model` field selects it by.
-        kind: "base", "soft_prompt" or "prefix".
-        value: float32 `[P, H]` (a soft prompt; `[0, H]` for the base model)
-            or `[L, 2, P, N, D]` (a prefix).
+        kind: "base", "soft_prompt", "prefix" or "ensemble".
+        value: float32 `[P, H]` (a soft prompt; `[0, H]` for the base model),
+            `[L, 2, P, N, D]` (a prefix), or for an ensemble its first
+            member's `[P, H]`.
         sites: the prefix's attention sites (`()` for the others).
-        path: str, the file it came from (None for the base model).
+        path: str, the file it came from (None for the base model; an
+            ensemble's files joined by commas).
         created: int, Unix time it was loaded.
+        members: an ensemble's N soft-prompt `ServedPrompt`s (`()` otherwise).
+        combine: an ensemble's rule, "mean" or "vote" (`PromptEnsemble`).
     """
 
     name: str
@@ -40,10 +44,14 @@ class ServedPrompt:
     sites: tuple = ()
     path: str = None
     created: int = 0
+    members: tuple = ()
+    combine: str = None
 
     @property
     def length(self):
-        """P, the prompt vectors or prefix slots in front of the text."""
+        """P, the prompt vectors or prefix slots in front of the text (an ensemble: the longest)."""
+        if self.kind == "ensemble":
+            return max(member.length for member in self.members)
         return int(self.value.shape[-3] if self.kind == "prefix" else self.value.shape[0])
 
     @property
@@ -148,6 +156,51 @@ class PromptRegistry:
             served = self._checked_prompt(name, path, prompt_file)
         self._served[name] = served
         return served
+
+    def load_ensemble(self, name, paths, combine="mean"):
+        """Serves N prompt files of one task under `name`, combined (Lester et al. section 7).
+
+        `/v1/score` with `model=name` scores the N prompts on the same
+        inputs and combines their class probabilities by `combine`
+        (`PromptEnsemble.combine_members`: "mean" or "vote"). Each file is
+        checked against the model as `load` checks one.
+
+        Raises:
+            ValueError: fewer than 2 files, a prefix among them, an unknown
+                rule, or a name already taken.
+        """
+        from promptopt.models.prompt_ensemble import COMBINE_RULES
+
+        paths = [os.fspath(p) for p in paths]
+        if combine not in COMBINE_RULES:
+            raise ValueError(
+                f"Ensemble '{name}': combine must be one of {', '.join(COMBINE_RULES)}, "
+                f"got {combine!r}.")
+        if len(paths) < 2:
+            raise ValueError(
+                f"Ensemble '{name}' names {len(paths)} prompt file; an ensemble combines at "
+                "least 2. Give --ensemble NAME=PATH1,PATH2[,...], or serve one prompt with "
+                "--prompt NAME=PATH.")
+        if name in self._served:
+            raise ValueError(
+                f"The name '{name}' is already served (by "
+                f"{self._served[name].path or 'the base model'}). Give each "
+                "prompt and ensemble its own name.")
+        members = []
+        for index, path in enumerate(paths):
+            member = f"{name}[{index}]"
+            self.load(member, path)
+            served = self._served.pop(member)  # a member, not a name of its own
+            if served.kind != "soft_prompt":
+                raise ValueError(
+                    f"{path} (member {index} of ensemble '{name}') is a prefix; an ensemble "
+                    "combines soft prompts (prompt.npz files).")
+            members.append(served)
+        ensemble = ServedPrompt(
+            name, "ensemble", members[0].value, path=",".join(paths), created=int(time.time()),
+            members=tuple(members), combine=combine)
+        self._served[name] = ensemble
+        return ensemble
 
     def _fingerprint(self, format_version):
         if format_version not in self._fingerprints:

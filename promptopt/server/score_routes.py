@@ -9,14 +9,18 @@ from fastapi import APIRouter
 from fastapi import Depends
 from fastapi import HTTPException
 from fastapi import Request
+from keras import ops
 
+from promptopt.models.prompt_ensemble import PromptEnsemble
 from promptopt.server.auth import authorize
 from promptopt.server.limits import check_texts
+from promptopt.server.prompt_registry import UnknownModelError
 from promptopt.server.request_log import IdempotencyConflictError
 from promptopt.server.request_log import RequestLog
 from promptopt.server.scoring_engine import PopulationScoreJob
 from promptopt.server.scoring_engine import ScoreJob
 from promptopt.server.server_state import server_state
+from promptopt.tasks.losses import classification_loss
 from promptopt.wire.array_codec import ArrayDecodeError
 from promptopt.wire.array_codec import decode_array
 from promptopt.wire.array_codec import encode_array
@@ -33,6 +37,8 @@ router = APIRouter(dependencies=[Depends(authorize)])
 async def score(body: ScoreRequest, request: Request, state=Depends(server_state)):
     engine = state.engine
     check_texts(state.config, body.inputs, "inputs", body.prompt_text or "")
+    if body.model is not None:
+        return await score_served(body, request, state)
     if body.prompt_embeddings is not None and body.prompt_text is not None:
         raise HTTPException(
             422, "Give prompt_embeddings or prompt_text, not both."
@@ -77,6 +83,89 @@ async def score(body: ScoreRequest, request: Request, state=Depends(server_state
         return response, job.rows, result["input_tokens"]
 
     return await state.idempotent(request, SCORE_PATH, compute)
+
+
+async def score_served(body, request, state):
+    """Scores with the prompt or ensemble that `body.model` names.
+
+    An ensemble's N members are scored on the request's inputs (one
+    population pass when they have one shape) and their class
+    probabilities combined by its rule (`PromptEnsemble.combine_members`);
+    the reply's scores are the log of the combined probabilities, and the
+    loss is computed from those.
+    """
+    if body.prompt_embeddings is not None or body.prompt_text is not None:
+        raise HTTPException(
+            422, f"Give model ('{body.model}', a prompt the server serves) or "
+            "prompt_embeddings / prompt_text, not both.")
+    if body.candidate_keys is not None:
+        raise HTTPException(
+            422, "candidate_keys name the candidates of prompt_embeddings [K, P, H]; a request "
+            "with model has none. Send its key as the Idempotency-Key header.")
+    try:
+        served = state.prompts.get(body.model)
+    except UnknownModelError as error:
+        raise HTTPException(404, str(error)) from None
+    if served.kind == "prefix":
+        raise HTTPException(
+            422, f"'{body.model}' is a prefix; /v1/score scores soft prompts and ensembles of "
+            "them. Score a prefix with `promptopt eval --prompt PATH`.")
+    labels = labels_of(body)
+    try:
+        task_key = await asyncio.to_thread(
+            state.engine.task_key, body.classes, body.label_words, body.placement
+        )
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+    inputs = list(body.inputs)
+
+    async def compute():
+        if served.kind != "ensemble":
+            job = ScoreJob(task_key, inputs, labels, served.value, "", body.loss,
+                           batchable=body.allow_batching)
+            result = await state.run_job(job)
+            scores, loss, tokens, rows = result["scores"], result["loss"], result["input_tokens"], job.rows
+        else:
+            member_scores, tokens, rows = await _member_scores(state, served, task_key, inputs,
+                                                               body)
+            probabilities, _ = PromptEnsemble.combine_members(
+                _softmax(member_scores), served.combine)
+            # Vote shares can be 0: floored so that scores and loss stay finite.
+            scores = np.log(np.maximum(probabilities, 1e-30)).astype("float32")
+            loss = None
+            if labels is not None:
+                per_example = classification_loss(scores, labels, body.loss)  # [B]
+                loss = float(np.mean(ops.convert_to_numpy(per_example)))
+        response = {"model": served.name, "scores": encode_array(scores), "loss": loss,
+                    "input_tokens": tokens}
+        return response, rows, tokens
+
+    return await state.idempotent(request, SCORE_PATH, compute)
+
+
+async def _member_scores(state, served, task_key, inputs, body):
+    """`(scores [N, B, C], input tokens, rows)` of an ensemble's members on `inputs`."""
+    prompts = [member.value for member in served.members]
+    if len({p.shape for p in prompts}) == 1:
+        job = PopulationScoreJob(task_key, inputs, None, np.stack(prompts), body.loss)
+        result = await state.run_job(job)
+        candidates = result["candidates"]
+        rows = job.rows
+    else:  # members of several lengths: one pass each
+        candidates, rows = [], 0
+        for prompt in prompts:
+            job = ScoreJob(task_key, inputs, None, prompt, "", body.loss,
+                           batchable=body.allow_batching)
+            candidates.append(await state.run_job(job))
+            rows += job.rows
+    scores = np.stack([c["scores"] for c in candidates])
+    return scores, sum(int(c["input_tokens"]) for c in candidates), rows
+
+
+def _softmax(scores):
+    scores = np.asarray(scores, "float64")
+    exp = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 async def score_population(body, request, state, task_key, prompts, labels):

@@ -61,6 +61,12 @@ class ScoreRequest(BaseModel):
         candidate_keys: with `[K, P, H]`, optional K distinct idempotency
             keys, one per candidate (send no `Idempotency-Key` header then).
         prompt_text: optional text prompt.
+        model: optional name of a prompt or ensemble the server serves
+            (GET /v1/models), instead of prompt_embeddings and prompt_text.
+            An ensemble's N prompts are scored on the inputs together and
+            their class probabilities combined by its rule ("mean" or
+            "vote"); the reply's scores are then the log of the combined
+            probabilities (normalized over the C classes).
         placement: where a soft prompt goes: "prefix" (default), in front
             of each input's token embeddings; "suffix", right after each
             input's last token, `[x; prompt]`, with the answer read at the
@@ -92,6 +98,7 @@ class ScoreRequest(BaseModel):
     prompt_embeddings: ArrayPayload | None = None
     candidate_keys: list[str] | None = None
     prompt_text: str | None = None
+    model: str | None = None
     placement: Literal["prefix", "suffix"] = "prefix"
     loss: Literal[LOSSES] = "cross_entropy"
     allow_batching: bool = True
