@@ -337,3 +337,13 @@ def test_residual_options_reach_the_mlp_and_its_own_optimizer_group(presets, dat
     # The tiny llama's prompt is 3 x 16: its 48 entries come first, the MLP's after.
     assert stage["optimizer_config"]["second_group"] == [48, 0.002, 0.01]
     assert results["train_loss_after"] < results["train_loss_before"]
+
+
+def test_no_test_before_scores_the_test_set_after_tuning_only(presets, data_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*tune_args(presets["gpt2"], data_file, out, "--steps", "1"), "--no-test-before"]
+                ) == 0
+    results = results_of(out)
+    assert results["test_accuracy_before"] is None and results["config"]["test_before"] is False
+    printed = capsys.readouterr().out
+    assert "Test accuracy before tuning" not in printed and "Test accuracy after tuning" in printed
