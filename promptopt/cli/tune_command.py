@@ -51,7 +51,7 @@ def add_arguments(parser):
 def _parser_for(field):
     name = field.name
     if name in ("learning_rate", "sigma", "alpha", "weight_decay", "residual_lr",
-                "residual_weight_decay"):
+                "residual_weight_decay", "residual_dropout"):
         return float
     if name == "residual_scale":
         return _residual_scale

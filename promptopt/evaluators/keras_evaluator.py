@@ -88,9 +88,10 @@ class KerasEvaluator(LocalEvaluator):
         width = max(int(x["padding_mask"].sum(axis=1).max()), 1)
         return {k: v[:, :width] for k, v in x.items()}, self.y[index]
 
-    def _prompt_of(self, candidate_parts):
+    def _prompt_of(self, candidate_parts, dropout_seed=None):
         """The prompt `[P, H]` a candidate puts in front of the model."""
-        return self._materialize(candidate_parts, self.model.soft_prompt.parameterization)
+        return self._materialize(candidate_parts, self.model.soft_prompt.parameterization,
+                                 dropout_seed)
 
     def _buckets(self, x, y):
         """Splits a mini-batch into groups of similar length.
@@ -117,6 +118,6 @@ class KerasEvaluator(LocalEvaluator):
         # Each bucket's mean weighs by its share of the examples.
         return [((bx, by), len(by) / len(y)) for bx, by in self._buckets(x, y)]
 
-    def _loss_of(self, candidate_parts, x, y):
-        scores = self.model(x, prompt=self._prompt_of(candidate_parts))
+    def _loss_of(self, candidate_parts, x, y, dropout_seed=None):
+        scores = self.model(x, prompt=self._prompt_of(candidate_parts, dropout_seed))
         return self._classification_loss(scores, y)

@@ -126,21 +126,39 @@ class LocalEvaluator(Evaluator):
     def _batch_indices(self, step):
         return minibatch_indices(len(self.y), self.batch_size, self.seed, step)
 
-    def _materialize(self, candidate_parts, parameterization):
+    def _materialize(self, candidate_parts, parameterization, dropout_seed=None):
         """The raw weight `candidate_parts[0]` through `parameterization`.
 
         With `parameters="all"` the parameterization runs with the
         candidate's own weights (`candidate_parts[1:]`), statelessly, so
         that gradients reach them and the model's weights stay untouched.
+        With `dropout_seed` (a gradient step of a parameterization with
+        dropout) it runs in training mode, its `SeedGenerator` set to that
+        seed: the masks depend on the run's seed and the step alone.
         """
         raw = candidate_parts[0]
         if parameterization is None:
             return raw
         if self.parameters == "all":
             mapping = list(zip(parameterization.weights, candidate_parts[1:]))
+            training = dropout_seed is not None
+            if training:
+                # Traced with an unknown length; the state's shape is (2,).
+                seed = ops.reshape(ops.convert_to_tensor(dropout_seed), (2,))
+                mapping.append((parameterization.dropout_seed.state, seed))
             with StatelessScope(state_mapping=mapping):
-                return parameterization(raw)
+                return parameterization(raw, training=training)
         return parameterization(raw)
+
+    def _dropout_seed(self, step):
+        """The `[2]` seed of `step`'s dropout masks, or None without dropout."""
+        if self.parameters != "all":
+            return None
+        soft_prompt = getattr(self.model, "soft_prompt", None)  # a prefix has its own
+        parameterization = getattr(soft_prompt, "parameterization", None)
+        if not getattr(parameterization, "dropout", 0.0):
+            return None
+        return np.array([self.seed, step], parameterization.dropout_seed.state.dtype)
 
     def _classification_loss(self, scores, y):
         """`(mean loss, accuracy)` of class scores `[B, C]` for labels `[B]`."""
@@ -165,6 +183,10 @@ class LocalEvaluator(Evaluator):
             if self._mesh.shards_candidates(len(candidates), compute_gradients):
                 return self._evaluate_population(candidates, groups)
             groups = [(self._mesh.shard_examples(inputs), share) for inputs, share in groups]
+        dropout_seed = self._dropout_seed(step) if compute_gradients else None
+        if dropout_seed is not None:
+            # Dropout acts on gradient steps only, as in fit(); scoring is exact.
+            groups = [((*inputs, dropout_seed), share) for inputs, share in groups]
         losses, grads, metrics = [], [], []
         for candidate in candidates:
             parts = self._split(candidate)

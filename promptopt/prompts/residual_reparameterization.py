@@ -35,6 +35,11 @@ class ResidualReparameterization(keras.layers.Layer):
         layer_norm: bool, end the MLP in a LayerNorm (the paper's and the
             reference code's default). Without it the residual term starts
             at the scale Glorot-initialized weights give it.
+        dropout: float in [0, 1), dropout on the MLP's output before the
+            LayerNorm, in training only (the reference code's place for it).
+            Its mask comes from `dropout_seed`, a `SeedGenerator`: `fit()`
+            advances it; the runner's evaluators set its state from the
+            run's seed and the step, so a resumed run draws the same masks.
 
     Example:
     ```python
@@ -43,8 +48,12 @@ class ResidualReparameterization(keras.layers.Layer):
     """
 
     def __init__(self, bottleneck=400, shared=True, seed=0, output_scale=1.0, layer_norm=True,
-                 **kwargs):
+                 dropout=0.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= float(dropout) < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}. Pass e.g. dropout=0.1.")
+        self.dropout = float(dropout)
+        self.dropout_seed = keras.random.SeedGenerator(seed) if self.dropout else None
         self.use_layer_norm = bool(layer_norm)
         self.bottleneck = int(bottleneck)
         self.shared = bool(shared)
@@ -77,13 +86,15 @@ class ResidualReparameterization(keras.layers.Layer):
             self.layer_norm.build((length, hidden))
         self.built = True
 
-    def call(self, prompt):
+    def call(self, prompt, training=None):
         if self.shared:
             h = ops.relu(ops.matmul(prompt, self.down_kernel) + self.down_bias)
             h = ops.matmul(h, self.up_kernel) + self.up_bias
         else:  # one MLP per prompt vector: [P, H] x [P, H, R] -> [P, R]
             h = ops.relu(ops.einsum("ph,phr->pr", prompt, self.down_kernel) + self.down_bias)
             h = ops.einsum("pr,prh->ph", h, self.up_kernel) + self.up_bias
+        if training and self.dropout:
+            h = keras.random.dropout(h, self.dropout, seed=self.dropout_seed)
         if self.layer_norm is not None:
             h = self.layer_norm(h)
         return prompt + h  # eq. 3: the skip connection
@@ -96,5 +107,6 @@ class ResidualReparameterization(keras.layers.Layer):
             seed=self.seed,
             output_scale=self.output_scale,
             layer_norm=self.use_layer_norm,
+            dropout=self.dropout,
         )
         return config

@@ -126,6 +126,9 @@ class TuneConfig:
     residual_bottleneck: int = _field(400, "hidden size of the residual MLP", "gradient")
     residual_layer_norm: bool = _field(
         True, "end the residual MLP in a LayerNorm (--no-residual-layer-norm: without)", "gradient")
+    residual_dropout: float = _field(
+        0.0, "dropout on the residual MLP's output in training steps (reference code: 0)",
+        "gradient")
     residual_lr: typing.Optional[float] = _field(
         None, "step size of the residual MLP's weights (default: --lr)", "gradient")
     residual_weight_decay: typing.Optional[float] = _field(
@@ -227,6 +230,10 @@ class TuneConfig:
                 raise ConfigError(f"{_flag_of(name)} must be a positive number, got {value!r}.")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}.")
+        if not (isinstance(self.residual_dropout, (int, float))
+                and not isinstance(self.residual_dropout, bool) and 0 <= self.residual_dropout < 1):
+            raise ConfigError(
+                f"--residual-dropout must be in [0, 1), got {self.residual_dropout!r}.")
         if self.residual_weight_decay is not None and self.residual_weight_decay < 0:
             raise ConfigError(
                 f"--residual-weight-decay must be at least 0, got {self.residual_weight_decay}.")

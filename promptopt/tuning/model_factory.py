@@ -77,6 +77,6 @@ def build_model(config, loaded, data):
             scale = float(np.std(table))
         parameterization = ResidualReparameterization(
             bottleneck=config.residual_bottleneck, seed=config.seed, output_scale=scale,
-            layer_norm=config.residual_layer_norm)
+            layer_norm=config.residual_layer_norm, dropout=config.residual_dropout)
     return PromptedModel(backbone, task, prompt_length=config.prompt_length,
                          prompt_initializer=config.init, parameterization=parameterization, **common)

@@ -328,11 +328,13 @@ def test_residual_options_reach_the_mlp_and_its_own_optimizer_group(presets, dat
     out = tmp_path / "out"
     assert main(tune_args(presets["llama"], data_file, out, "--method", "residual", "--steps", "3",
                           "--residual-bottleneck", "6", "--no-residual-layer-norm",
-                          "--residual-lr", "0.002", "--residual-weight-decay", "0.01")) == 0
+                          "--residual-lr", "0.002", "--residual-weight-decay", "0.01",
+                          "--residual-dropout", "0.1")) == 0
     results = results_of(out)
     config = results["config"]
-    assert (config["residual_bottleneck"], config["residual_layer_norm"],
-            config["residual_lr"], config["residual_weight_decay"]) == (6, False, 0.002, 0.01)
+    assert (config["residual_bottleneck"], config["residual_layer_norm"], config["residual_lr"],
+            config["residual_weight_decay"], config["residual_dropout"]) == (
+                6, False, 0.002, 0.01, 0.1)
     (stage,) = results["stages"]
     # The tiny llama's prompt is 3 x 16: its 48 entries come first, the MLP's after.
     assert stage["optimizer_config"]["second_group"] == [48, 0.002, 0.01]

@@ -86,3 +86,23 @@ def test_bad_arguments_are_refused():
         KerasEvaluator(model, x, y, loss="l2")
     with pytest.raises(ValueError, match="got no examples"):
         KerasEvaluator(model, {k: v[:0] for k, v in x.items()}, y[:0])
+
+
+def test_residual_dropout_masks_gradient_steps_by_seed_and_step_only():
+    x, y = toy_batch(n=8)
+    model = classifier("llama", prompt_length=3,
+                       parameterization=ResidualReparameterization(bottleneck=4, dropout=0.5))
+    # The whole set every step, so that only the dropout mask can differ.
+    evaluator = KerasEvaluator(model, x, y, batch_size=8, parameters="all", seed=3)
+    candidate = evaluator.initial_candidate()[None]
+    first, again = (evaluator.evaluate(candidate, 5, compute_gradients=True) for _ in range(2))
+    np.testing.assert_array_equal(first.losses, again.losses)  # a resumed step draws the same mask
+    np.testing.assert_array_equal(first.grads, again.grads)
+    later = evaluator.evaluate(candidate, 6, compute_gradients=True)
+    exact = evaluator.evaluate(candidate, 5)  # scoring: no dropout
+    plain = classifier("llama", prompt_length=3,
+                       parameterization=ResidualReparameterization(bottleneck=4))
+    undropped = KerasEvaluator(plain, x, y, batch_size=8, parameters="all", seed=3)
+    np.testing.assert_allclose(exact.losses, undropped.evaluate(candidate, 5).losses, atol=1e-6)
+    assert abs(first.losses[0] - later.losses[0]) > 1e-4  # another step, another mask
+    assert abs(first.losses[0] - exact.losses[0]) > 1e-4

@@ -78,3 +78,14 @@ def test_without_layer_norm_the_residual_term_is_the_bare_mlp():
     np.testing.assert_allclose(out, prompt + np.maximum(prompt @ w1 + b1, 0) @ w2 + b2, atol=1e-5)
     clone = ResidualReparameterization.from_config(layer.get_config())
     assert clone.get_config()["layer_norm"] is False
+
+
+def test_dropout_acts_in_training_only_and_survives_the_config():
+    prompt = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    plain = ResidualReparameterization(bottleneck=6, seed=1)
+    dropped = ResidualReparameterization(bottleneck=6, seed=1, dropout=0.5)
+    np.testing.assert_array_equal(np.asarray(dropped(prompt)), np.asarray(plain(prompt)))
+    assert not np.allclose(np.asarray(dropped(prompt, training=True)), np.asarray(plain(prompt)))
+    assert ResidualReparameterization.from_config(dropped.get_config()).dropout == 0.5
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        ResidualReparameterization(dropout=1.0)
