@@ -184,6 +184,14 @@ def main():
             f"| {row['method']} | {row['dtype']} | {row['placement']} | {unit} | "
             f"{'–' if per == 1 else per} | {cli:.3f} | "
             f"{'no script' if exp is None else f'{exp:.3f}'} | {ratio} | {row['load_average'][0]} |")
+    ratios = [row["cli_seconds"] / row["experiments_seconds"] for row in rows
+              if row["experiments_seconds"] is not None]
+    if ratios:
+        lines += ["", f"CLI / experiments over the {len(ratios)} rows with both: median "
+                  f"{np.median(ratios):.2f}, geometric mean {np.exp(np.mean(np.log(ratios))):.2f}, "
+                  f"range {min(ratios):.2f} to {max(ratios):.2f}. Each row's two runs are "
+                  "minutes apart, so a change of load between them moves its ratio; the search "
+                  "rows in bfloat16 and every gradient row rest on few measured steps."]
     common.write_markdown("cli_speed.md", lines)
 
 
