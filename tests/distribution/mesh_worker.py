@@ -115,10 +115,12 @@ def tune(results, name, work, devices):
     preset = save_tiny_preset(work / "tiny_llama", "llama")  # the same weights every time
     data = write_data(work / "data.csv")
     out = work / name
-    args = ["tune", "--model", preset, "--train", data, "--dev", data, "--test", data,
+    # Kept small: under a mesh every new shape compiles afresh (each program
+    # costs the JAX pass seconds), so no dev set and the test set once.
+    args = ["tune", "--model", preset, "--train", data, "--test", data,
             "--template", "{review}. It was", "--label-words", "0=terrible,1=great",
-            "--prompt-length", "3", "--batch-size", "4", "--steps", "4", "--quiet",
-            "--output-dir", str(out)]
+            "--prompt-length", "3", "--batch-size", "4", "--steps", "2", "--no-test-before",
+            "--quiet", "--output-dir", str(out)]
     assert promptopt_main(args + ([] if devices is None else ["--devices", devices])) == 0
     files = sorted(os.listdir(out)) if out.exists() else []
     results[f"{name}_files"] = np.array(files, dtype=str)

@@ -86,8 +86,8 @@ def test_a_data_parallel_step_in_two_processes_equals_a_single_process(process_r
 
 
 def test_promptopt_tune_on_four_devices_gives_the_one_device_prompt(results):
-    # `promptopt tune --devices 4` end to end: the same 4 steps of 4 rows
-    # (one per device), dev selection and files as one device.
+    # `promptopt tune --devices 4` end to end: the same 2 steps of 4 rows
+    # (one per device) and the same files as one device.
     assert list(results["tune_mesh_files"]) == ["checkpoint", "prompt.npz", "results.json"]
     assert np.abs(results["tune_one_device_prompt"]).max() > 0
     np.testing.assert_allclose(
