@@ -134,13 +134,13 @@ def _box_plot(task, table):
         return
     names = list(table)
     values = [[100 * r["test_accuracy_after"] for r in table[n].values()] for n in names]
-    figure, axis = plt.subplots(figsize=(max(4, 1.3 * len(names)), 3.5))
+    figure, axis = plt.subplots(figsize=(max(5, 1.3 * len(names)), 3.5))
     axis.boxplot(values, showmeans=True)
     for i, points in enumerate(values, start=1):
         axis.scatter(np.full(len(points), i), points, s=12, color="black", zorder=3)
     axis.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title(f"{task}: dev-selected, full test set, one point per seed")
+    axis.set_title(f"{task}: dev-selected, full test, a point per seed", fontsize=9)
     figure.tight_layout()
     figure.savefig(os.path.join(common.RESULTS, f"protocol_{task}.png"), dpi=120)
 
