@@ -179,7 +179,7 @@ class PromptEnsemble:
             index = order[start : start + batch_size]
             width = max(int(-(-lengths[index].max() // bucket) * bucket), 1)
             scores = self.member_scores({k: v[index, :width] for k, v in encoded.items()})
-            probabilities[:, index] = _softmax(ops.convert_to_numpy(scores))
+            probabilities[:, index] = class_softmax(ops.convert_to_numpy(scores))
         return probabilities
 
     def probabilities(self, texts, batch_size=32):
@@ -192,7 +192,7 @@ class PromptEnsemble:
 
     def __call__(self, inputs):
         """`(probabilities [B, C], classes [B])` of one encoded batch."""
-        probabilities = _softmax(ops.convert_to_numpy(self.member_scores(inputs)))
+        probabilities = class_softmax(ops.convert_to_numpy(self.member_scores(inputs)))
         return self.combine_members(probabilities, self.combine)
 
     @staticmethod
@@ -217,7 +217,8 @@ class PromptEnsemble:
         return votes / n, winner
 
 
-def _softmax(scores):
+def class_softmax(scores):
+    """Class probabilities `[..., C]` (float64) from class scores `[..., C]`."""
     scores = np.asarray(scores, "float64")
     scores = scores - scores.max(axis=-1, keepdims=True)
     exp = np.exp(scores)

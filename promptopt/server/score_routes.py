@@ -12,6 +12,7 @@ from fastapi import Request
 from keras import ops
 
 from promptopt.models.prompt_ensemble import PromptEnsemble
+from promptopt.models.prompt_ensemble import class_softmax
 from promptopt.server.auth import authorize
 from promptopt.server.limits import check_texts
 from promptopt.server.prompt_registry import UnknownModelError
@@ -129,7 +130,7 @@ async def score_served(body, request, state):
             member_scores, tokens, rows = await _member_scores(state, served, task_key, inputs,
                                                                body)
             probabilities, _ = PromptEnsemble.combine_members(
-                _softmax(member_scores), served.combine)
+                class_softmax(member_scores), served.combine)
             # Vote shares can be 0: floored so that scores and loss stay finite.
             scores = np.log(np.maximum(probabilities, 1e-30)).astype("float32")
             loss = None
@@ -160,12 +161,6 @@ async def _member_scores(state, served, task_key, inputs, body):
             rows += job.rows
     scores = np.stack([c["scores"] for c in candidates])
     return scores, sum(int(c["input_tokens"]) for c in candidates), rows
-
-
-def _softmax(scores):
-    scores = np.asarray(scores, "float64")
-    exp = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 async def score_population(body, request, state, task_key, prompts, labels):
