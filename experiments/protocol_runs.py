@@ -36,8 +36,12 @@ def run_dir(variant, task, seed):
     return os.path.join(ROOT, variant, f"{task}-s{seed}")
 
 
-def run(variant, task, seed, method, overrides):
-    """One dev-selected run; its results.json (cached)."""
+def run(variant, task, seed, method, overrides, callbacks=()):
+    """One dev-selected run; its results.json (cached).
+
+    `callbacks`: more `RunnerCallback`s for `TuningJob` (e.g. a recorder of
+    per-step diagnostics); they run only when the run is not cached.
+    """
     out = run_dir(variant, task, seed)
     results_path = os.path.join(out, "results.json")
     if os.path.exists(results_path):
@@ -57,7 +61,7 @@ def run(variant, task, seed, method, overrides):
         with open(variant_path, "w") as f:
             json.dump(recorded, f, indent=2)
     results = TuningJob(TuneConfig.from_dict(values), log=lambda line: print(line, flush=True),
-                        progress=False).run()
+                        progress=False, callbacks=callbacks).run()
     print(json.dumps({"variant": variant, "task": task, "seed": seed,
                       "test_accuracy": results["test_accuracy_after"],
                       "dev_selection": results["dev_selection"]}), flush=True)

@@ -44,6 +44,10 @@ class TuningJob:
         config: a `TuneConfig`.
         log: callable taking one line for people (default `print`).
         progress: bool, whether to show the progress bar (on stderr).
+        callbacks: more `RunnerCallback`s for the run, after the job's own
+            (progress bar, TensorBoard), e.g. to record a diagnostic of the
+            current export (`runner.current_optimizer.best(runner.current_state)`)
+            at every step.
 
     Example:
     ```python
@@ -52,10 +56,11 @@ class TuningJob:
     ```
     """
 
-    def __init__(self, config, log=print, progress=True):
+    def __init__(self, config, log=print, progress=True, callbacks=()):
         self.config = config.resolved()
         self.log = log
         self.progress = progress
+        self.extra_callbacks = list(callbacks)
 
     def run(self):
         if self.config.devices is None:
@@ -176,7 +181,7 @@ class TuningJob:
 
                 kwargs["prompt_fn"] = materialized
             callbacks.append(TensorBoardLogger(config.logdir, hparams=hparams, **kwargs))
-        return callbacks
+        return callbacks + self.extra_callbacks
 
     def _save(self, model, factory, final, data, config, primary):
         """Writes the prompt file (the first process only); returns its path."""

@@ -351,3 +351,33 @@ def test_no_test_before_scores_the_test_set_after_tuning_only(presets, data_file
     assert results["test_accuracy_before"] is None and results["config"]["test_before"] is False
     printed = capsys.readouterr().out
     assert "Test accuracy before tuning" not in printed and "Test accuracy after tuning" in printed
+
+
+def test_a_tuning_jobs_own_callbacks_see_every_step_of_the_run(presets, data_file, tmp_path):
+    from promptopt.callbacks import RunnerCallback
+    from promptopt.tuning.config import TuneConfig
+    from promptopt.tuning.job import TuningJob
+
+    class ResidualTerm(RunnerCallback):
+        """The RMS of what the residual MLP adds to the current export, per step."""
+
+        def __init__(self):
+            self.steps, self.rms = [], []
+
+        def on_step_end(self, step, logs):
+            runner = self.runner
+            runner.evaluator.assign(runner.current_optimizer.best(runner.current_state))
+            soft_prompt = runner.evaluator.model.soft_prompt
+            term = np.asarray(soft_prompt.materialize()) - np.asarray(soft_prompt.prompt)
+            self.steps.append(step)
+            self.rms.append(float(np.sqrt(np.mean(term ** 2))))
+
+    recorder = ResidualTerm()
+    config = TuneConfig(model=presets["llama"], train=data_file, test=data_file,
+                        template="{review}. It was", label_words="0=terrible,1=great",
+                        method="residual", steps=3, prompt_length=3, batch_size=4,
+                        learning_rate=0.1, test_before=False, output_dir=str(tmp_path / "out"))
+    TuningJob(config, log=lambda line: None, progress=False, callbacks=[recorder]).run()
+    assert recorder.steps == [0, 1, 2]
+    # The MLP trains, so the term it adds differs from step to step.
+    assert len(set(recorder.rms)) == 3, recorder.rms
