@@ -78,30 +78,46 @@ def server_config(args):
     )
 
 
-def served_names(args):
-    """`(model spec, {name: path})` from `--config`, then `--model` and `--prompt`.
+def read_serve_config(args):
+    """The parsed `--config` file, checked (`{}` without one).
 
     Raises:
-        ValueError: an unreadable config file, an unknown key in it, or a
+        ValueError: an unreadable config file, or one that is not an object
+            of "model", "prompts" and "ensembles".
+    """
+    if args.config is None:
+        return {}
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"--config {args.config} is not a readable JSON file ({error})."
+        ) from None
+    problem = _config_problem(config)
+    if problem:
+        raise ValueError(
+            f"--config {args.config} must be a JSON object with \"model\" and "
+            f"\"prompts\" ({{name: path}}); {problem}."
+        )
+    return config
+
+
+def served_names(args, config=None):
+    """`(model spec, {name: path})` from `--config`, then `--model` and `--prompt`.
+
+    `config`: the file as `read_serve_config` returned it (read here when None).
+
+    Raises:
+        ValueError: a bad config file (see `read_serve_config`), or a
             `--prompt` that is not NAME=PATH.
     """
-    model, prompts = None, {}
+    if config is None:
+        config = read_serve_config(args)
+    prompts = {}
+    model = config.get("model")
     if args.config is not None:
-        try:
-            with open(args.config, encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(
-                f"--config {args.config} is not a readable JSON file ({error})."
-            ) from None
-        problem = _config_problem(config)
-        if problem:
-            raise ValueError(
-                f"--config {args.config} must be a JSON object with \"model\" and "
-                f"\"prompts\" ({{name: path}}); {problem}."
-            )
         folder = os.path.dirname(os.path.abspath(args.config))
-        model = config.get("model")
         for name, path in config.get("prompts", {}).items():
             prompts[name] = os.path.join(folder, os.path.expanduser(str(path)))
     for item in args.prompt:
@@ -114,19 +130,20 @@ def served_names(args):
     return args.model or model or DEFAULT_MODEL, prompts
 
 
-def served_ensembles(args):
+def served_ensembles(args, config=None):
     """`{name: (paths, rule)}` from `--config`'s "ensembles", then `--ensemble`.
 
     A config entry is a list of paths, or `{"prompts": [...], "combine":
-    "mean" | "vote"}`; flags take `--ensemble-rule`.
+    "mean" | "vote"}`; flags take `--ensemble-rule`. `config` as in
+    `served_names`.
 
     Raises:
         ValueError: an entry that is not NAME=PATH,PATH or a list of paths.
     """
+    if config is None:
+        config = read_serve_config(args)
     ensembles = {}
     if args.config is not None:
-        with open(args.config, encoding="utf-8") as f:  # served_names has checked it
-            config = json.load(f)
         folder = os.path.dirname(os.path.abspath(args.config))
         for name, entry in config.get("ensembles", {}).items():
             paths, rule = entry, "mean"
@@ -168,8 +185,9 @@ def run_serve(args):
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
     if args.max_generation_rows < 0:
         raise ValueError("--max-generation-rows must be 0 (no merging) or more.")
-    model_spec, prompt_paths = served_names(args)
-    ensembles = served_ensembles(args)
+    served_config = read_serve_config(args)
+    model_spec, prompt_paths = served_names(args, served_config)
+    ensembles = served_ensembles(args, served_config)
     # Imported here: the web stack is needed only by this command.
     import uvicorn
 

@@ -5,6 +5,8 @@ import json
 import pytest
 
 from promptopt.cli.main import build_parser
+from promptopt.cli.serve_command import read_serve_config
+from promptopt.cli.serve_command import served_ensembles
 from promptopt.cli.serve_command import served_names
 
 
@@ -44,3 +46,18 @@ def test_bad_config_files_are_refused(tmp_path, content, message):
 def test_a_prompt_flag_must_be_name_equals_path():
     with pytest.raises(ValueError, match="--prompt 'a.npz' is not NAME=PATH; give e.g."):
         served_names(_args("--prompt", "a.npz"))
+
+
+def test_the_config_file_is_read_once_for_prompts_and_ensembles(tmp_path):
+    config = tmp_path / "serve.json"
+    config.write_text(json.dumps({"prompts": {"a": "a.npz"},
+                                  "ensembles": {"e": {"prompts": ["a.npz", "b.npz"],
+                                                      "combine": "vote"}}}))
+    args = _args("--config", str(config), "--ensemble", "f=x.npz,y.npz")
+    parsed = read_serve_config(args)
+    config.unlink()  # what was parsed is all the two need
+    assert served_names(args, parsed) == ("smollm2-135m", {"a": str(tmp_path / "a.npz")})
+    assert served_ensembles(args, parsed) == {
+        "e": ([str(tmp_path / "a.npz"), str(tmp_path / "b.npz")], "vote"),
+        "f": (["x.npz", "y.npz"], "mean"),
+    }
