@@ -38,6 +38,12 @@ METHODS = ("prompt", "residual")
 LEARNING_RATES = (0.03, 0.3, 3.0)
 SEEDS = (13, 21, 42)
 TASK = "sst2"
+# The reference code's own settings (arazd/ResidualPrompts, train.py's
+# defaults): lr 0.3 for the prompt and the MLP, weight decay 1e-5 for both,
+# bottleneck 800, LayerNorm on with PyTorch's initial gain of 1, no dropout.
+REFERENCE = ("residual-reference", "residual",
+             {"learning_rate": 0.3, "weight_decay": 1e-5, "residual_bottleneck": 800,
+              "residual_scale": 1.0})
 COMMAND = "python -m experiments.residual_lr_sweep"
 
 
@@ -101,6 +107,11 @@ def run_all(seeds):
                 norms = PromptNorms(os.path.join(out, "norms.jsonl"))
                 protocol_runs.run(variant, TASK, seed, method, {"learning_rate": learning_rate},
                                   callbacks=[norms])
+        variant, method, overrides = REFERENCE
+        out = protocol_runs.run_dir(variant, TASK, seed)
+        os.makedirs(out, exist_ok=True)
+        protocol_runs.run(variant, TASK, seed, method, overrides,
+                          callbacks=[PromptNorms(os.path.join(out, "norms.jsonl"))])
 
 
 def report(seeds):
@@ -142,6 +153,15 @@ def report(seeds):
         lines.append(f"| {method} | " + " | ".join(row) + " | "
                      + (f"{np.mean(method_means):.1f} | "
                         f"{max(method_means) - min(method_means):.1f} |" if complete else "- | - |"))
+    variant, _, overrides = REFERENCE
+    reference = []
+    for seed in seeds:
+        path = os.path.join(protocol_runs.run_dir(variant, TASK, seed), "results.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                reference.append(json.load(f)["test_accuracy_after"])
+    lines += ["", f"The reference code's settings ({', '.join(f'{k}={v}' for k, v in overrides.items())}"
+              f"): {common.mean_std(reference)} (n={len(reference)})."]
     lines += ["", "## The residual term during training", "",
               "Median over the seeds of each run's RMS at its last step (`norms.jsonl`): the "
               "trained vectors P, how far training moved them (P_t - P_0), and the residual "
