@@ -38,8 +38,10 @@ def native_stderr_captured(enabled=True):
 
 def import_quietly(verbose=False):
     """Imports the heavy stack once; quiet unless `verbose`."""
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from promptopt.cli import USER_SET_TF_LOG_LEVEL
+
+    if verbose and not USER_SET_TF_LOG_LEVEL and "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # everything TensorFlow says
     with native_stderr_captured(enabled=not verbose):
         import keras
         import keras_hub  # noqa: F401
