@@ -96,34 +96,31 @@ def read_norms(path):
     return dict(sorted(records.items()))
 
 
+def variants():
+    """`[(variant, method, overrides)]`: the learning-rate grid, then the reference."""
+    grid = [(variant_name(method, lr), method, {"learning_rate": lr})
+            for method in METHODS for lr in LEARNING_RATES]
+    return grid + [REFERENCE]
+
+
 def run_all(seeds):
     # Seed by seed, so an interrupted sweep has every cell of its first seeds.
     for seed in seeds:
-        for method in METHODS:
-            for learning_rate in LEARNING_RATES:
-                variant = variant_name(method, learning_rate)
-                out = protocol_runs.run_dir(variant, TASK, seed)
-                os.makedirs(out, exist_ok=True)
-                norms = PromptNorms(os.path.join(out, "norms.jsonl"))
-                protocol_runs.run(variant, TASK, seed, method, {"learning_rate": learning_rate},
-                                  callbacks=[norms])
-        variant, method, overrides = REFERENCE
-        out = protocol_runs.run_dir(variant, TASK, seed)
-        os.makedirs(out, exist_ok=True)
-        protocol_runs.run(variant, TASK, seed, method, overrides,
-                          callbacks=[PromptNorms(os.path.join(out, "norms.jsonl"))])
+        for variant, method, overrides in variants():
+            out = protocol_runs.run_dir(variant, TASK, seed)
+            os.makedirs(out, exist_ok=True)
+            protocol_runs.run(variant, TASK, seed, method, overrides,
+                              callbacks=[PromptNorms(os.path.join(out, "norms.jsonl"))])
 
 
 def report(seeds):
-    cells = {}
-    for method in METHODS:
-        for learning_rate in LEARNING_RATES:
-            variant = variant_name(method, learning_rate)
-            for seed in seeds:
-                path = os.path.join(protocol_runs.run_dir(variant, TASK, seed), "results.json")
-                if os.path.exists(path):
-                    with open(path) as f:
-                        cells.setdefault((method, learning_rate), {})[seed] = json.load(f)
+    finished = protocol_runs.finished(TASK)
+    # {variant: [test accuracy of each finished seed]} and {(variant, seed): norms}
+    tests = {variant: [finished[variant][s]["test_accuracy_after"] for s in seeds
+                       if s in finished.get(variant, {})] for variant, _, _ in variants()}
+    norms = {(variant, seed): read_norms(os.path.join(
+        protocol_runs.run_dir(variant, TASK, seed), "norms.jsonl"))
+        for variant, _, _ in variants() for seed in seeds}
     lines = [
         "# Plain and residual prompt tuning across learning rates (SST-2)",
         "",
@@ -139,29 +136,16 @@ def report(seeds):
         + " | mean over lrs | spread (max - min) |",
         "|---|" + "---|" * len(LEARNING_RATES) + "---|---|",
     ]
-    means = {}
     for method in METHODS:
-        row, method_means = [], []
-        for learning_rate in LEARNING_RATES:
-            runs = cells.get((method, learning_rate), {})
-            tests = [r["test_accuracy_after"] for r in runs.values()]
-            row.append(f"{common.mean_std(tests)} (n={len(tests)})" if tests else "-")
-            if tests:
-                method_means.append(100 * float(np.mean(tests)))
-        means[method] = method_means
-        complete = len(method_means) == len(LEARNING_RATES)
+        cells = [tests[variant_name(method, lr)] for lr in LEARNING_RATES]
+        row = [f"{common.mean_std(cell)} (n={len(cell)})" if cell else "-" for cell in cells]
+        means = [100 * float(np.mean(cell)) for cell in cells if cell]
         lines.append(f"| {method} | " + " | ".join(row) + " | "
-                     + (f"{np.mean(method_means):.1f} | "
-                        f"{max(method_means) - min(method_means):.1f} |" if complete else "- | - |"))
+                     + (f"{np.mean(means):.1f} | {max(means) - min(means):.1f} |"
+                        if len(means) == len(LEARNING_RATES) else "- | - |"))
     variant, _, overrides = REFERENCE
-    reference = []
-    for seed in seeds:
-        path = os.path.join(protocol_runs.run_dir(variant, TASK, seed), "results.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                reference.append(json.load(f)["test_accuracy_after"])
     lines += ["", f"The reference code's settings ({', '.join(f'{k}={v}' for k, v in overrides.items())}"
-              f"): {common.mean_std(reference)} (n={len(reference)})."]
+              f"): {common.mean_std(tests[variant])} (n={len(tests[variant])})."]
     lines += ["", "## The residual term during training", "",
               "Median over the seeds of each run's RMS at its last step (`norms.jsonl`): the "
               "trained vectors P, how far training moved them (P_t - P_0), and the residual "
@@ -171,13 +155,9 @@ def report(seeds):
               "|---|---|---|---|---|---|---|"]
     for method in METHODS:
         for learning_rate in LEARNING_RATES:
-            finals = []
-            for seed in seeds:
-                records = read_norms(os.path.join(
-                    protocol_runs.run_dir(variant_name(method, learning_rate), TASK, seed),
-                    "norms.jsonl"))
-                if records:
-                    finals.append(list(records.values())[-1])
+            variant = variant_name(method, learning_rate)
+            finals = [list(norms[variant, seed].values())[-1] for seed in seeds
+                      if norms[variant, seed]]
             if not finals:
                 continue
             median = lambda key: (f"{np.median([r[key] for r in finals]):.3g}"  # noqa: E731
@@ -186,32 +166,30 @@ def report(seeds):
                          f"{median('loss')} | {median('prompt_rms')} | {median('shift_rms')} | "
                          f"{median('term_rms')} |")
     common.write_markdown("residual_lr_sweep.md", lines)
-    _plots(cells, seeds)
+    _plots(tests, norms, seeds)
 
 
-def _plots(cells, seeds):
+def _plots(tests, norms, seeds):
     plt = common.pyplot()
-    figure, (curve, norms) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, (curve, growth) = plt.subplots(1, 2, figsize=(10, 3.8))
     for method, color in zip(METHODS, ("tab:blue", "tab:orange")):
         xs, ys, errors = [], [], []
         for learning_rate in LEARNING_RATES:
-            runs = cells.get((method, learning_rate), {})
-            tests = [100 * r["test_accuracy_after"] for r in runs.values()]
-            if tests:
+            points = [100 * t for t in tests[variant_name(method, learning_rate)]]
+            if points:
                 xs.append(learning_rate)
-                ys.append(np.mean(tests))
-                errors.append(np.std(tests, ddof=1) if len(tests) > 1 else 0.0)
-                curve.scatter([learning_rate] * len(tests), tests, s=10, color=color, alpha=0.5)
+                ys.append(np.mean(points))
+                errors.append(np.std(points, ddof=1) if len(points) > 1 else 0.0)
+                curve.scatter([learning_rate] * len(points), points, s=10, color=color, alpha=0.5)
         if xs:
             curve.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=color, label=method)
         for learning_rate, style in zip(LEARNING_RATES, ("-", "--", ":")):
             for index, seed in enumerate(seeds):
-                records = read_norms(os.path.join(protocol_runs.run_dir(
-                    variant_name(method, learning_rate), TASK, seed), "norms.jsonl"))
+                records = norms[variant_name(method, learning_rate), seed]
                 if not records:
                     continue
                 key = "term_rms" if method == "residual" else "shift_rms"
-                norms.plot(list(records), [r[key] for r in records.values()], style, color=color,
+                growth.plot(list(records), [r[key] for r in records.values()], style, color=color,
                            label=(f"{method} lr {learning_rate:g}: "
                                   f"{'RMS of R(P)' if method == 'residual' else 'RMS of P_t - P_0'}")
                            if index == 0 else None)
@@ -220,11 +198,11 @@ def _plots(cells, seeds):
     curve.set_ylabel("test accuracy (%)")
     curve.set_title("SST-2, dev-selected, full test (mean ± std, points = seeds)", fontsize=9)
     curve.legend(fontsize=8)
-    norms.set_yscale("log")
-    norms.set_xlabel("step")
-    norms.set_ylabel("RMS")
-    norms.set_title("what training adds to the prompt", fontsize=9)
-    norms.legend(fontsize=6)
+    growth.set_yscale("log")
+    growth.set_xlabel("step")
+    growth.set_ylabel("RMS")
+    growth.set_title("what training adds to the prompt", fontsize=9)
+    growth.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(os.path.join(common.RESULTS, "residual_lr_sweep.png"), dpi=120)
 
