@@ -21,6 +21,7 @@ Records go to `norms.jsonl` in the run's directory; a resumed run appends
 the steps it redoes, and the last record of a step wins.
 
     python -m experiments.residual_lr_sweep              # runs what is missing, then reports
+    python -m experiments.residual_lr_sweep --methods residual   # one process per method
     python -m experiments.residual_lr_sweep --report     # table and plots from finished runs
 """
 
@@ -103,10 +104,13 @@ def variants():
     return grid + [REFERENCE]
 
 
-def run_all(seeds):
+def run_all(seeds, methods=METHODS):
     # Seed by seed, so an interrupted sweep has every cell of its first seeds.
+    # `methods` lets two processes share the sweep without running a cell twice.
     for seed in seeds:
         for variant, method, overrides in variants():
+            if method not in methods:
+                continue
             out = protocol_runs.run_dir(variant, TASK, seed)
             os.makedirs(out, exist_ok=True)
             protocol_runs.run(variant, TASK, seed, method, overrides,
@@ -210,10 +214,12 @@ def _plots(tests, norms, seeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="run only these methods' cells (the report covers all)")
     parser.add_argument("--report", action="store_true", help="only the table and plots")
     args = parser.parse_args()
     if not args.report:
-        run_all(args.seeds)
+        run_all(args.seeds, args.methods)
     report(args.seeds)
 
 
