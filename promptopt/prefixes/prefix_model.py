@@ -4,6 +4,9 @@ import keras
 from keras import ops
 
 from promptopt.models.frozen_backbone_model import FrozenBackboneModel
+from promptopt.prefixes.deep_suffix import deep_suffix_answer_states
+from promptopt.prompts.placement import right_align
+from promptopt.prompts.shared_input import supports_shared_input
 from promptopt.prefixes.prefix_file import PrefixFile
 from promptopt.prefixes.prefix_initializers import bind_prefix
 from promptopt.prefixes.prefix_initializers import initial_prefix
@@ -23,6 +26,13 @@ class PrefixModel(FrozenBackboneModel):
     by default, the paper's full form). The backbone is frozen, so
     `trainable_weights` holds only the prefix (and its `PrefixMLP`).
 
+    With `VerbalizerClassification(placement="suffix")` on a Llama-family
+    backbone the same `[L, 2, P, N, D]` is a *deep suffix*
+    (`promptopt.prefixes.deep_suffix`): it sits after the input's head and
+    only the last `suffix_tail_length` tokens (the template's tail, ending
+    at the answer position) read it, so a population shares one pass over
+    the heads (`DeepSuffixEvaluator`).
+
     The tasks of `promptopt.tasks` run unchanged: the model binds the prefix
     into the backbone's adapter and hands the task an empty prompt. Inputs
     and outputs are those of `PromptedModel` (class scores `[B, C]` or
@@ -40,6 +50,8 @@ class PrefixModel(FrozenBackboneModel):
         reparameterization: optional `PrefixMLP` (`P = MLP(P')`).
         sites: T5 only, subset of `("encoder", "decoder", "cross")`.
         tokenizer: the backbone's keras-hub tokenizer.
+        suffix_tail_length: int k >= 1, deep suffix only: how many of each
+            text's last tokens read the prefix (the template's tail).
         model_id: str stored in saved prefixes.
         seed: int for random initializers.
         max_length: int, longest tokenized text.
@@ -73,6 +85,7 @@ class PrefixModel(FrozenBackboneModel):
         model_id=None,
         seed=0,
         max_length=128,
+        suffix_tail_length=1,
         **kwargs,
     ):
         super().__init__(
@@ -99,6 +112,18 @@ class PrefixModel(FrozenBackboneModel):
                     f"got sites={sites!r}. Leave sites=None."
                 )
             self.sites = ("decoder",)
+        self.placement = getattr(task, "placement", "prefix")
+        if self.placement == "suffix":
+            if not supports_shared_input(self.adapter):
+                raise ValueError(
+                    "A deep suffix (placement='suffix') needs a Llama-family backbone "
+                    "(rotary positions); got "
+                    f"{type(backbone).__name__}. Use placement='prefix'.")
+            if int(suffix_tail_length) < 1:
+                raise ValueError(
+                    f"suffix_tail_length must be at least 1 (the answer position), got "
+                    f"{suffix_tail_length!r}.")
+        self.suffix_tail_length = int(suffix_tail_length)
         self.prefix_length = int(prefix_length)
         value = None
         if prefix_initializer is not None:
@@ -128,12 +153,24 @@ class PrefixModel(FrozenBackboneModel):
         return bind_prefix(self.adapter, prefix, self.sites)
 
     def _adapter_and_prompt(self, prefix=None):
+        if self.placement == "suffix":
+            # Generation would read the prefix in front, not where it was tuned.
+            raise ValueError(
+                "This PrefixModel holds a deep suffix (placement='suffix'), which "
+                "scores classes only; generation and served completions need a "
+                "prefix tuned in front (placement='prefix').")
         # The prefix lives in the adapter; the task's prompt is empty.
         no_prompt = ops.zeros((0, self.adapter.hidden_dim))
         return self.bound_adapter(prefix), no_prompt
 
     def call(self, inputs, training=False, prefix=None):
         """Forward pass; `prefix` `[(B,) L, 2, P, N, D]` overrides the layer's."""
+        if self.placement == "suffix":
+            token_ids, padding_mask = right_align(inputs["token_ids"], inputs["padding_mask"])
+            answer = deep_suffix_answer_states(
+                self.adapter, self.prefix() if prefix is None else prefix,
+                token_ids, padding_mask, self.suffix_tail_length)
+            return self.task.scores_at_answer(self.adapter, answer)
         adapter, no_prompt = self._adapter_and_prompt(prefix)
         return self.task(adapter, no_prompt, inputs)
 
@@ -145,6 +182,7 @@ class PrefixModel(FrozenBackboneModel):
                 self.prefix.parameterization
             ),
             sites=list(self.sites),
+            suffix_tail_length=self.suffix_tail_length,
         )
         return config
 
@@ -166,7 +204,13 @@ class PrefixModel(FrozenBackboneModel):
     # --- the prefix on its own -----------------------------------------------
 
     def save_prefix(self, path, extra=None):
-        """Saves the materialized prefix `[L, 2, P, N, D]` (the MLP dropped)."""
+        """Saves the materialized prefix `[L, 2, P, N, D]` (the MLP dropped).
+
+        A deep suffix also records how many tail tokens read it
+        (`extra["suffix_tail_length"]`), which loading needs.
+        """
+        if self.placement == "suffix":
+            extra = {"suffix_tail_length": self.suffix_tail_length, **(extra or {})}
         return self._save_trained(
             PrefixFile,
             path,

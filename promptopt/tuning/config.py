@@ -87,9 +87,11 @@ class TuneConfig:
         "methods (forward only) bfloat16 where this machine computes it natively (a GPU, TPU, or "
         "a CPU with AVX-512 BF16 or AMX), else float32", "model", choices=("float32", "bfloat16"))
     placement: typing.Optional[str] = _field(
-        None, "soft prompt before the input (prefix) or after it (suffix); default suffix for bbt "
-        "on Llama-family models (the input's keys and values are then shared by every candidate), "
-        "else prefix", "model", choices=("prefix", "suffix"))
+        None, "soft prompt before the input (prefix) or after it (suffix); for prefix and bbtv2, "
+        "suffix puts the per-layer keys and values after the input, read only by the template's "
+        "tail (a deep suffix; Llama family). Default suffix for bbt on Llama-family models (the "
+        "input's keys and values are then shared by every candidate), else prefix", "model",
+        choices=("prefix", "suffix"))
     prompt_length: typing.Optional[int] = _field(
         None, "P: prompt vectors, prefix positions or phrases (default 20; prefix 10, bbtv2 5, "
         "discrete 3)", "model")

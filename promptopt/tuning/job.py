@@ -241,8 +241,10 @@ def _without_reparameterization(model):
 def _describe_prompt(config, model):
     if config.method in ("prefix", "bbtv2"):
         shape = tuple(model.prefix.prefix_shape)
+        where = ("in front of the input" if config.placement != "suffix" else
+                 f"after the input, read by its last {model.suffix_tail_length} tokens")
         return (f"Prefix: {config.prompt_length} key/value positions in each of {shape[0]} "
-                f"layers, init {config.init!r}.")
+                f"layers, {where}, init {config.init!r}.")
     if config.method == "discrete":
         return f"Text prompt: {config.prompt_length} phrases."
     where = "before" if config.placement == "prefix" else "after"

@@ -1,5 +1,7 @@
 """Builds the frozen model a tuning method trains: soft prompt, prefix or text."""
 
+import string
+
 import numpy as np
 
 from promptopt.adapters.llama import LlamaAdapter
@@ -20,6 +22,21 @@ def kind_of(method):
 def label_text(label_words, classes):
     """The classes' first label words as one text (a real-word init)."""
     return "".join(label_words[c][0] for c in classes)
+
+
+def template_tail_length(template, tokenizer):
+    """k: the tokens of `template` after its last field (at least 1).
+
+    A deep suffix sits between the input and these tokens, so only they
+    (the template's tail, " It was" in LM-BFF's SST-2 template) and the
+    answer position read it; with no tail the answer position is the
+    text's last token.
+    """
+    tail = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        tail = literal if field is None else ""
+    count = len(np.asarray(tokenizer(tail)).reshape(-1)) if tail else 0
+    return max(1, count)
 
 
 def default_placement(config, backbone):
@@ -56,17 +73,16 @@ def build_model(config, loaded, data):
     kind = kind_of(config.method)
     common = dict(tokenizer=loaded.tokenizer, model_id=loaded.model_id, seed=config.seed,
                   max_length=config.max_length)
+    task = VerbalizerClassification(verbalizer, placement=config.placement)
     if kind == "prefix":
-        if config.placement == "suffix":
-            raise ValueError(
-                f"--placement suffix applies to soft prompts; {config.method} tunes per-layer "
-                "prefixes, which every position reads. Leave --placement out.")
+        # placement "suffix": a deep suffix, read by the template's tail only.
         init = config.init
         if init == "labels":
             init = "text:" + label_text(data.label_words, data.classes)
-        return PrefixModel(backbone, VerbalizerClassification(verbalizer),
-                           prefix_length=config.prompt_length, prefix_initializer=init, **common)
-    task = VerbalizerClassification(verbalizer, placement=config.placement)
+        return PrefixModel(backbone, task, prefix_length=config.prompt_length,
+                           prefix_initializer=init,
+                           suffix_tail_length=template_tail_length(data.template, loaded.tokenizer),
+                           **common)
     if kind == "text":
         return PromptedModel(backbone, task, prompt_length=0, **common)
     parameterization = None

@@ -67,7 +67,8 @@ class SavedPrompt:
         common = dict(tokenizer=loaded.tokenizer, model_id=loaded.model_id, max_length=max_length)
         if kind == "prefix":
             model = PrefixModel(backbone, task, prefix_length=file.prefix.shape[2],
-                                prefix_initializer=None, sites=tuple(file.sites), **common)
+                                prefix_initializer=None, sites=tuple(file.sites),
+                                suffix_tail_length=extra.get("suffix_tail_length", 1), **common)
             model.load_prefix(path)
         else:
             model = PromptedModel(backbone, task, prompt_length=file.prompt.shape[0],

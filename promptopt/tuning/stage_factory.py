@@ -3,6 +3,7 @@
 import numpy as np
 
 from promptopt.adapters.llama import LlamaAdapter
+from promptopt.evaluators.deep_suffix_evaluator import DeepSuffixEvaluator
 from promptopt.evaluators.keras_evaluator import KerasEvaluator
 from promptopt.evaluators.prefix_evaluator import PrefixEvaluator
 from promptopt.evaluators.shared_input_evaluator import SharedInputEvaluator
@@ -108,6 +109,11 @@ class StageFactory:
             return TextPromptEvaluator(model, split.texts, split.labels, self.phrases,
                                        batch_size=batch_size, chunk_size=chunk_size or 32,
                                        loss=loss, seed=seed)
+        if (self.kind == "prefix" and getattr(model, "placement", "prefix") == "suffix"
+                and batch_size == len(split)):
+            # A search scores the whole training set: share the heads' pass.
+            return DeepSuffixEvaluator(model, x, split.labels, batch_size=batch_size, loss=loss,
+                                       parameters="prefix", seed=seed, chunk_size=chunk_size)
         if self.kind == "prefix":
             return PrefixEvaluator(model, x, split.labels, batch_size=batch_size, loss=loss,
                                    parameters="prefix", seed=seed, chunk_size=chunk_size)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from promptopt.cli.main import main
+from promptopt.tuning.saved_prompt import SavedPrompt
 from tests.cli.cli_fixtures import save_tiny_preset
 from tests.cli.cli_fixtures import write_data
 
@@ -20,10 +21,14 @@ def tuned(tmp_path_factory):
     data = write_data(root / "data.csv")
     unlabelled = write_data(root / "unlabelled.csv", labelled=False)
     runs = {}
-    files = {"prompt": "prompt.npz", "prefix": "prefix.npz", "discrete": "prompt.json"}
-    for method, budget in (("prompt", ["--steps", "6"]), ("prefix", ["--steps", "6"]),
-                           ("discrete", ["--forward-calls", "8", "--popsize", "4"])):
-        out = root / method
+    files = {"prompt": "prompt.npz", "prefix": "prefix.npz", "discrete": "prompt.json",
+             "deep_suffix": "prefix.npz"}
+    search = ["--forward-calls", "8", "--popsize", "4"]
+    for run, method, budget in (
+            ("prompt", "prompt", ["--steps", "6"]), ("prefix", "prefix", ["--steps", "6"]),
+            ("discrete", "discrete", search),
+            ("deep_suffix", "bbtv2", [*search, "--placement", "suffix", "--subspace-dim", "8"])):
+        out = root / run
         assert main([
             "tune", "--model", preset, "--train", data, "--test", data,
             "--template", "{review}. It was", "--label-words", "0=terrible,1=great",
@@ -31,11 +36,11 @@ def tuned(tmp_path_factory):
             "--method", method, "--output-dir", str(out),
         ]) == 0
         with open(out / "results.json") as f:
-            runs[method] = (out / files[method], json.load(f))
+            runs[run] = (out / files[run], json.load(f))
     return {"preset": preset, "other": other, "data": data, "unlabelled": unlabelled, **runs}
 
 
-@pytest.mark.parametrize("method", ["prompt", "prefix", "discrete"])
+@pytest.mark.parametrize("method", ["prompt", "prefix", "discrete", "deep_suffix"])
 def test_eval_gives_the_accuracy_tune_reported(tuned, method, capsys):
     path, results = tuned[method]
     capsys.readouterr()
@@ -43,6 +48,15 @@ def test_eval_gives_the_accuracy_tune_reported(tuned, method, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["examples"] == 12
     assert report["accuracy"] == pytest.approx(results["test_accuracy_after"], abs=1e-12)
+
+
+def test_a_deep_suffix_is_tuned_on_shared_heads_and_reloads_with_its_tail(tuned):
+    path, results = tuned["deep_suffix"]
+    assert [s["evaluator"] for s in results["stages"]] == ["DeepSuffixEvaluator"]
+    saved = SavedPrompt.load(path, model_spec=tuned["preset"])
+    # "{review}. It was": the tail is the tokens of ". It was".
+    tail = len(np.asarray(saved.model.tokenizer(". It was")).reshape(-1))
+    assert (saved.model.placement, saved.model.suffix_tail_length) == ("suffix", tail)
 
 
 @pytest.mark.parametrize("method", ["prompt", "prefix", "discrete"])

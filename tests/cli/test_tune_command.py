@@ -257,8 +257,8 @@ def test_tune_writes_only_in_its_output_dir(presets, data_file, tmp_path, monkey
         (["--method", "bbt", "--then", "prompt", "--loss", "negative_accuracy"],
          "--loss negative_accuracy has no gradient, so prompt cannot train on it."),
         (["--method", "prefix", "--placement", "suffix"],
-         "--placement suffix applies to soft prompts; prefix tunes per-layer prefixes, which "
-         "every position reads. Leave --placement out."),
+         "A deep suffix (placement='suffix') needs a Llama-family backbone (rotary positions); "
+         "got GPT2Backbone. Use placement='prefix'."),
         (["--popsize", "1"], "--popsize must be at least 2, got 1."),
     ],
 )
