@@ -33,6 +33,7 @@ from promptopt.models.class_scoring import accuracy
 from promptopt.runner.dev_selection import DevSelection
 from promptopt.runner.runner import PromptTuningRunner
 from promptopt.tuning.config import TuneConfig
+from promptopt.tuning.job import save_tuned_prompt
 from promptopt.tuning.model_factory import build_model
 from promptopt.tuning.model_factory import default_placement
 from promptopt.tuning.stage_factory import StageFactory
@@ -69,8 +70,11 @@ class TestCurve(RunnerCallback):
         os.replace(self.path + ".tmp", self.path)
 
 
-def run(task, seed, method, calls, eval_every):
+def run(task, seed, method, calls, eval_every, placement=None):
+    """One cached run; `placement` None is the CLI's default for `method`."""
     name = f"{task}-s{seed}-{method}-calls{calls}"
+    if placement is not None:
+        name += f"-{placement}"
 
     def compute(run_dir):
         config = TuneConfig(task=task, fewshot_seed=seed, method=method, forward_calls=calls,
@@ -78,7 +82,7 @@ def run(task, seed, method, calls, eval_every):
         data = TaskData.from_config(config)
         loaded = load_language_model("smollm2-135m")
         config = TuneConfig(**{**config.to_dict(),
-                               "placement": default_placement(config, loaded.backbone)})
+                               "placement": placement or default_placement(config, loaded.backbone)})
         model = build_model(config, loaded, data)
         factory = StageFactory(config, model, data)
         os.makedirs(run_dir, exist_ok=True)
@@ -96,7 +100,8 @@ def run(task, seed, method, calls, eval_every):
         started = time.time()
         result = runner.run(factory.initial_candidate(), factory.stages(), seed=seed)
         seconds = time.time() - started
-        test = score_test(result.selected_prompt)
+        test = score_test(result.selected_prompt)  # also leaves it in the model
+        prompt_file = save_tuned_prompt(model, factory, result.selected_prompt, data, config)
         steps = [h["wall_time"] for h in result.history]
         per_generation = float(np.median(np.diff(steps)[1:])) if len(steps) > 2 else None
         return {"task": task, "seed": seed, "method": method, "forward_calls": calls,
@@ -105,7 +110,8 @@ def run(task, seed, method, calls, eval_every):
                 "seconds": seconds, "test_size": len(data.test),
                 "seconds_per_call": None if per_generation is None
                 else per_generation / config.popsize,
-                "curve": curve.points, "dtype": config.dtype, "placement": config.placement}
+                "curve": curve.points, "dtype": config.dtype, "placement": config.placement,
+                "prompt_file": prompt_file}
 
     return common.cached(EXPERIMENT, name, compute)
 
@@ -117,37 +123,46 @@ def report():
             rows.append(json.load(f))
     lines = ["# BBT and BBTv2 on SmolLM2-135M: test accuracy (full test sets)", "",
              "`python -m experiments.derivative_free_budget --task T --seeds ... --calls N`. "
-             "CLI defaults: BBT d=500, popsize 20, sigma 1, 20-vector suffix prompt, bfloat16, "
-             "shared-input scorer; BBTv2 d=500, popsize 20, sigma 0.2, alpha 0.2, 5-position "
-             "prefix in each of 30 layers, one generation per layer, bfloat16. Every candidate "
+             "CLI defaults: BBT d=500, popsize 20, sigma 1, 20-vector suffix prompt, "
+             "shared-input scorer; BBTv2 d=500, popsize 20, sigma 0.2, alpha 0.2, 5 positions "
+             "in each of 30 layers, one generation per layer, in front of the input (prefix) or "
+             "after it, read only by the template's tail (suffix: a deep suffix, the heads' "
+             "keys and values shared by the population). The dtype is the CLI's: float32 on a "
+             "CPU without native bfloat16, as here. Every candidate "
              "scored on the whole training set; the final prompt is the best on dev among each "
-             "generation's best. Test sets are full (SST-2 872, TREC 500, SST-5 2,210).", "",
-             "| task | method | forward calls | seeds | test accuracy (mean ± std) | per seed | s / call |",
-             "|---|---|---|---|---|---|---|"]
+             "generation's best. Test sets are full (SST-2 872, TREC 500, SST-5 2,210). "
+             "s / call: median seconds per generation over popsize.", "",
+             "| task | method | placement | dtype | forward calls | seeds | test accuracy "
+             "(mean ± std) | per seed | s / call |",
+             "|---|---|---|---|---|---|---|---|---|"]
     groups = {}
     for row in rows:
-        groups.setdefault((row["task"], row["method"], row["forward_calls"]), []).append(row)
-    for (task, method, calls), group in sorted(groups.items()):
+        key = (row["task"], row["method"], row["placement"], row["dtype"], row["forward_calls"])
+        groups.setdefault(key, []).append(row)
+    for (task, method, placement, dtype, calls), group in sorted(groups.items()):
         accs = [r["test_accuracy"] for r in sorted(group, key=lambda r: r["seed"])]
         per_call = np.median([r["seconds_per_call"] for r in group if r["seconds_per_call"]])
-        lines.append(f"| {task} | {method} | {calls} | {len(group)} | {common.mean_std(accs)} | "
+        lines.append(f"| {task} | {method} | {placement} | {dtype} | {calls} | {len(group)} | "
+                     f"{common.mean_std(accs)} | "
                      + ", ".join(f"{100 * a:.1f}" for a in accs) + f" | {per_call:.2f} |")
     curves = [r for r in rows if r["curve"]]
     if curves:
         lines += ["", "## Budget curves (dev-selected prompt; dev and full-test accuracy)", "",
-                  "| task | seed | method | forward calls | dev | test |", "|---|---|---|---|---|---|"]
+                  "| task | seed | method | placement | forward calls | dev | test |",
+                  "|---|---|---|---|---|---|---|"]
         for r in curves:
             for p in r["curve"]:
-                lines.append(f"| {r['task']} | {r['seed']} | {r['method']} | {p['forward_calls']} "
+                lines.append(f"| {r['task']} | {r['seed']} | {r['method']} | {r['placement']} "
+                             f"| {p['forward_calls']} "
                              f"| {100 * p['dev_accuracy']:.1f} | {100 * p['test_accuracy']:.1f} |")
         plt = common.pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
         for r in curves:
             xs = [p["forward_calls"] for p in r["curve"]]
             axis.plot(xs, [100 * p["test_accuracy"] for p in r["curve"]], marker="o",
-                      label=f"{r['method']} {r['task']} s{r['seed']} (test)")
+                      label=f"{r['method']} {r['placement']} {r['task']} s{r['seed']} (test)")
             axis.plot(xs, [100 * p["dev_accuracy"] for p in r["curve"]], linestyle="--",
-                      label=f"{r['method']} {r['task']} s{r['seed']} (dev)")
+                      label=f"{r['method']} {r['placement']} {r['task']} s{r['seed']} (dev)")
         axis.set_xlabel("forward calls")
         axis.set_ylabel("accuracy (%)")
         axis.legend(fontsize=7)
@@ -163,12 +178,14 @@ def main():
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--placement", choices=("prefix", "suffix"), default=None,
+                        help="where the prompt goes (default: the CLI's default per method)")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if not args.report:
         for seed in args.seeds:
             for method in args.methods:
-                run(args.task, seed, method, args.calls, args.eval_every)
+                run(args.task, seed, method, args.calls, args.eval_every, args.placement)
     report()
 
 

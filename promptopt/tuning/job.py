@@ -185,23 +185,9 @@ class TuningJob:
 
     def _save(self, model, factory, final, data, config, primary):
         """Writes the prompt file (the first process only); returns its path."""
-        extra = {"template": data.template, "label_words": data.label_words,
-                 "model_spec": config.model, "method": config.method,
-                 "placement": config.placement, "dtype": config.dtype}
-        filename = {"text": "prompt.json", "prefix": "prefix.npz"}.get(factory.kind, "prompt.npz")
-        path = os.path.join(config.output_dir, filename)
         if not primary:
-            return path
-        if factory.kind == "text":
-            write_json(path, {"format": "promptopt-text-prompt", "text": factory.prompt_text(final),
-                              "phrases": factory.phrases, "indices": [int(i) for i in final],
-                              "model_id": model.model_id, **extra})
-            return path
-        if factory.kind == "prefix":
-            return model.save_prefix(path, extra=extra)
-        if model.soft_prompt.parameterization is not None:
-            model = _without_reparameterization(model)
-        return model.save_prompt(path, extra=extra)
+            return prompt_file_path(config, factory)
+        return save_tuned_prompt(model, factory, final, data, config)
 
 
 def _stage_record(method, stage):
@@ -286,3 +272,32 @@ def _package_version(name):
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def prompt_file_path(config, factory):
+    """Where `save_tuned_prompt` writes: `prompt.npz`, `prefix.npz` or `prompt.json`."""
+    filename = {"text": "prompt.json", "prefix": "prefix.npz"}.get(factory.kind, "prompt.npz")
+    return os.path.join(config.output_dir, filename)
+
+
+def save_tuned_prompt(model, factory, final, data, config):
+    """Writes `final` as the file `promptopt eval` and `SavedPrompt` read; returns its path.
+
+    The model must already hold `final` (`factory.assign(final)`); the
+    file records the template, label words, model, method, placement and
+    dtype, so it reloads on its own.
+    """
+    extra = {"template": data.template, "label_words": data.label_words,
+             "model_spec": config.model, "method": config.method,
+             "placement": config.placement, "dtype": config.dtype}
+    path = prompt_file_path(config, factory)
+    if factory.kind == "text":
+        write_json(path, {"format": "promptopt-text-prompt", "text": factory.prompt_text(final),
+                          "phrases": factory.phrases, "indices": [int(i) for i in final],
+                          "model_id": model.model_id, **extra})
+        return path
+    if factory.kind == "prefix":
+        return model.save_prefix(path, extra=extra)
+    if model.soft_prompt.parameterization is not None:
+        model = _without_reparameterization(model)
+    return model.save_prompt(path, extra=extra)
