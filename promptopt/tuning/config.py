@@ -89,8 +89,8 @@ class TuneConfig:
     placement: typing.Optional[str] = _field(
         None, "soft prompt before the input (prefix) or after it (suffix); for prefix and bbtv2, "
         "suffix puts the per-layer keys and values after the input, read only by the template's "
-        "tail (a deep suffix; Llama family). Default suffix for bbt on Llama-family models (the "
-        "input's keys and values are then shared by every candidate), else prefix", "model",
+        "tail (a deep suffix; Llama family). Default suffix for bbt and bbtv2 on Llama-family "
+        "models (the input's keys and values are then shared by every candidate), else prefix", "model",
         choices=("prefix", "suffix"))
     prompt_length: typing.Optional[int] = _field(
         None, "P: prompt vectors, prefix positions or phrases (default 20; prefix 10, bbtv2 5, "

@@ -97,6 +97,21 @@ def test_bbt_uses_the_shared_input_scorer_on_the_whole_training_set(presets, dat
     assert results["counters"]["forward_calls"] == 48 and results["counters"]["steps"] == 8
 
 
+def test_bbtv2_defaults_to_a_deep_suffix_on_llama_and_to_a_front_prefix_elsewhere(
+        presets, data_file, tmp_path):
+    runs = {}
+    for family in ("llama", "gpt2"):
+        out = tmp_path / family
+        assert main(tune_args(presets[family], data_file, out, "--method", "bbtv2",
+                              "--forward-calls", "12", "--popsize", "6",
+                              "--subspace-dim", "8")) == 0
+        runs[family] = results_of(out)
+    assert runs["llama"]["config"]["placement"] == "suffix"
+    assert runs["llama"]["stages"][0]["evaluator"] == "DeepSuffixEvaluator"
+    assert runs["gpt2"]["config"]["placement"] == "prefix"
+    assert runs["gpt2"]["stages"][0]["evaluator"] == "PrefixEvaluator"
+
+
 def _run_until_killed(args, out, minimum_step):
     """Starts `promptopt tune` in a subprocess and SIGKILLs it mid-run."""
     process = subprocess.Popen(
