@@ -128,8 +128,25 @@ def report(task):
         shown = ", ".join(f"{k}={v}" for k, v in settings.items())
         lines.append(f"| {variant} | {shown} | " + " | ".join(cells) + f" | "
                      f"{common.mean_std(tests)} | {common.mean_std(devs)} |")
+    kept = _rows_without_runs(os.path.join(common.RESULTS, f"protocol_{task}.md"), table)
+    if kept:
+        # experiments/runs/ is not committed: a fresh checkout has none of the
+        # earlier runs, and their committed rows must not vanish from the table.
+        lines += kept + ["", "Rows of variants whose runs are not in this checkout are "
+                         "kept from the committed table; the box plot has only the runs "
+                         "present here."]
     common.write_markdown(f"protocol_{task}.md", lines)
     _box_plot(task, table)
+
+
+def _rows_without_runs(path, table):
+    """The rows of the committed table at `path` whose variant has no runs here."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [line.rstrip("\n") for line in f if line.startswith("| ")]
+    return [row for row in rows[1:]
+            if row.split("|")[1].strip() not in table]
 
 
 def _box_plot(task, table):
