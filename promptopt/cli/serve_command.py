@@ -57,7 +57,7 @@ def add_arguments(parser):
     parser.add_argument("--max-new-tokens", type=int, default=256,
                         help="largest max_tokens of a generation request")
     parser.add_argument("--max-prompt-length", type=int, default=128)
-    parser.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
+    parser.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--max-logprobs", type=int, default=20)
     parser.add_argument("--quiet", action="store_true", help="no access log")
 

@@ -40,19 +40,28 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
     `BlackBoxEvaluator` and `JSONHTTPClient`, the verbalizer and client
     set-up from `VerbalizerAPIEvaluator`.
 
+    With `prompt="deep_suffix"` (BBTv2's per-layer search) a candidate is a
+    deep suffix of `prefix_shape` `(L, 2, P, N, D)`, flat `[L*2*P*N*D]` or
+    shaped, sent as `prefix_embeddings` with `placement="suffix"` and
+    `suffix_tail_length=k`: the server reads it from each input's last k
+    tokens, as `DeepSuffixEvaluator` does locally (losses equal to float
+    rounding, ~1e-7), and a population goes as `[K, L, 2, P, N, D]`.
+
     Args:
         base_url: str, the server, e.g. "http://127.0.0.1:8000".
         texts: N formatted input texts ("<review> It was").
         labels: N class indices.
         classes: C class names.
         label_words: class name -> list of label words.
-        prompt: "embeddings" or "text".
+        prompt: "embeddings", "text" or "deep_suffix".
         phrases: list of str, the text pieces a text candidate indexes.
         separator: str joining phrases.
         exact: bool, see above.
         placement: "prefix" (default) or "suffix", where a soft prompt goes.
         population_requests: bool, one request per `evaluate` call rather
-            than one per candidate (soft prompts only; see above).
+            than one per candidate (soft prompts and deep suffixes; see above).
+        prefix_shape: `(L, 2, P, N, D)`, with `prompt="deep_suffix"` only.
+        suffix_tail_length: int k >= 1, with `prompt="deep_suffix"` only.
         token: bearer token or None.
         timeout, max_retries, backoff_seconds: see `JSONHTTPClient`.
         batch_size, loss, seed, concurrency, journal_path: see
@@ -67,6 +76,11 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
                               journal_path="runs/api/journal.jsonl")
     optimizer = CMAESOptimizer(embedding_std=evaluator.info()["embedding_std"])
     PromptTuningRunner(evaluator).run(initial_prompt, [Stage(optimizer, Budget(steps=10))])
+    # BBTv2 as a deep suffix: candidates [L * 2 * P * N * D] or [L, 2, P, N, D].
+    deep = HTTPEvaluator("http://127.0.0.1:8000", train.texts, train.labels, ["0", "1"],
+                         {"0": [" terrible"], "1": [" great"]}, prompt="deep_suffix",
+                         prefix_shape=(30, 2, 5, 3, 64), suffix_tail_length=2,
+                         placement="suffix", population_requests=True)
     ```
     """
 
@@ -76,9 +90,23 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
                  phrases=None, separator="", exact=True, token=None, timeout=60.0,
                  max_retries=5, backoff_seconds=0.5, batch_size=32, loss="cross_entropy",
                  seed=0, concurrency=4, journal_path=None, placement="prefix",
-                 population_requests=False):
-        if prompt not in ("embeddings", "text"):
-            raise ValueError(f"prompt must be 'embeddings' or 'text', got {prompt!r}.")
+                 population_requests=False, prefix_shape=None, suffix_tail_length=None):
+        if prompt not in ("embeddings", "text", "deep_suffix"):
+            raise ValueError(
+                f"prompt must be 'embeddings', 'text' or 'deep_suffix', got {prompt!r}.")
+        deep = prompt == "deep_suffix"
+        if deep and (prefix_shape is None or len(prefix_shape) != 5
+                     or suffix_tail_length is None or int(suffix_tail_length) < 1
+                     or placement != "suffix"):
+            raise ValueError(
+                "prompt='deep_suffix' needs prefix_shape=(L, 2, P, N, D), "
+                "suffix_tail_length=k >= 1 and placement='suffix'; got "
+                f"prefix_shape={prefix_shape!r}, suffix_tail_length="
+                f"{suffix_tail_length!r}, placement={placement!r}.")
+        if not deep and (prefix_shape is not None or suffix_tail_length is not None):
+            raise ValueError(
+                "prefix_shape and suffix_tail_length describe a deep suffix; use "
+                "them with prompt='deep_suffix'.")
         if prompt == "text" and not phrases:
             raise ValueError(
                 "prompt='text' needs phrases=[...], the text pieces that a "
@@ -89,13 +117,15 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         if prompt == "text" and (placement != "prefix" or population_requests):
             raise ValueError(
                 "placement='suffix' and population_requests=True are for soft "
-                "prompts; use them with prompt='embeddings' (a text prompt "
+                "prompts; use them with prompt='embeddings' or 'deep_suffix' (a text prompt "
                 "goes in front of the input, one per request)."
             )
         self.prompt = prompt
         self.exact = bool(exact)
         self.placement = placement
         self.population_requests = bool(population_requests)
+        self.prefix_shape = None if prefix_shape is None else tuple(int(n) for n in prefix_shape)
+        self.suffix_tail_length = None if suffix_tail_length is None else int(suffix_tail_length)
         super().__init__(
             base_url, texts, labels, classes, label_words, phrases=phrases,
             separator=separator, token=token, timeout=timeout, max_retries=max_retries,
@@ -110,13 +140,17 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         # part of it: it changes how candidates travel, not their losses.
         if self.placement != "prefix":
             identity["placement"] = self.placement
+        if self.prompt == "deep_suffix":
+            identity["prefix_shape"] = list(self.prefix_shape)
+            identity["suffix_tail_length"] = self.suffix_tail_length
         return identity
 
     def info(self):
         """The server's `/info` (model, hidden_dim, embedding_std, limits)."""
         return self.client.get(INFO_PATH)[0]
 
-    def request_body(self, candidate, texts, labels):
+    def request_body(self, candidate, texts, labels, population=False):
+        """The `/v1/score` body of one candidate, or of K with `population`."""
         body = {
             "inputs": list(texts),
             "classes": self.classes,
@@ -130,6 +164,12 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
             body["placement"] = self.placement  # servers before it refuse the field
         if self.prompt == "embeddings":
             body["prompt_embeddings"] = encode_array(candidate)  # [P, H] or [K, P, H]
+        elif self.prompt == "deep_suffix":
+            # Flat or shaped candidates -> [L, 2, P, N, D] or [K, L, 2, P, N, D].
+            shape = ((-1,) if population else ()) + self.prefix_shape
+            body["prefix_embeddings"] = encode_array(
+                np.asarray(candidate, "float32").reshape(shape))
+            body["suffix_tail_length"] = self.suffix_tail_length
         else:
             body["prompt_text"] = self.prompt_text(candidate)
         return body
@@ -147,7 +187,7 @@ class HTTPEvaluator(VerbalizerAPIEvaluator):
         }
 
     def _call_population(self, candidates, texts, labels, keys):
-        body = self.request_body(candidates, texts, labels)
+        body = self.request_body(candidates, texts, labels, population=True)
         # The keys travel per candidate, so no Idempotency-Key header: a
         # retry (same body) is answered from the server's log for every
         # candidate it already computed.

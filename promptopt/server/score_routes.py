@@ -13,7 +13,9 @@ from keras import ops
 
 from promptopt.models.prompt_ensemble import PromptEnsemble
 from promptopt.models.prompt_ensemble import class_softmax
+from promptopt.prompts.shared_input import supports_shared_input
 from promptopt.server.auth import authorize
+from promptopt.server.deep_suffix_scoring import DeepSuffixScoreJob
 from promptopt.server.limits import check_texts
 from promptopt.server.prompt_registry import UnknownModelError
 from promptopt.server.request_log import IdempotencyConflictError
@@ -38,6 +40,8 @@ router = APIRouter(dependencies=[Depends(authorize)])
 async def score(body: ScoreRequest, request: Request, state=Depends(server_state)):
     engine = state.engine
     check_texts(state.config, body.inputs, "inputs", body.prompt_text or "")
+    if body.prefix_embeddings is not None or body.suffix_tail_length is not None:
+        return await score_deep_suffix(body, request, state)
     if body.model is not None:
         return await score_served(body, request, state)
     if body.prompt_embeddings is not None and body.prompt_text is not None:
@@ -163,13 +167,114 @@ async def _member_scores(state, served, task_key, inputs, body):
     return scores, sum(int(c["input_tokens"]) for c in candidates), rows
 
 
-async def score_population(body, request, state, task_key, prompts, labels):
+async def score_deep_suffix(body, request, state):
+    """Scores a deep suffix `[L, 2, P, N, D]`, or K of them, on the B inputs.
+
+    One candidate runs as a population of one, so it scores the same alone
+    and in a population (the same compiled functions); a population is
+    exactly-once per candidate key (`score_population`).
+    """
+    prefixes = deep_suffix_of(body, state.engine, state.config.max_prompt_length)
+    labels = labels_of(body)
+    try:
+        task_key = await asyncio.to_thread(
+            state.engine.task_key, body.classes, body.label_words, body.placement
+        )
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+
+    def job_of(candidates):  # [K', L, 2, P, N, D]
+        return DeepSuffixScoreJob(task_key, list(body.inputs), labels, candidates,
+                                  body.suffix_tail_length, body.loss)
+
+    if prefixes.ndim == 6:
+        return await score_population(body, request, state, task_key, prefixes, labels,
+                                      job_of=job_of)
+    if body.candidate_keys is not None:
+        raise HTTPException(
+            422,
+            "candidate_keys name the K candidates of a population "
+            "(prefix_embeddings [K, L, 2, P, N, D]). With one deep suffix "
+            "[L, 2, P, N, D], send its key as the Idempotency-Key header.",
+        )
+    job = job_of(prefixes[None])
+
+    async def compute():
+        [result] = (await state.run_job(job))["candidates"]
+        response = {
+            "model": state.engine.model_id,
+            "scores": encode_array(result["scores"]),
+            "loss": result["loss"],
+            "input_tokens": result["input_tokens"],
+        }
+        return response, len(job.texts), result["input_tokens"]
+
+    return await state.idempotent(request, SCORE_PATH, compute)
+
+
+def deep_suffix_of(body, engine, max_prompt_length):
+    """The request's deep suffix, float32 `[L, 2, P, N, D]`, or K of them
+    `[K, L, 2, P, N, D]`; 422 (naming the fix) if the request does not fit."""
+    if body.model is not None:
+        raise HTTPException(
+            422, f"Give model ('{body.model}', a prompt the server serves) or "
+            "prefix_embeddings (a deep suffix), not both.")
+    if body.prefix_embeddings is None:
+        raise HTTPException(
+            422, "suffix_tail_length goes with prefix_embeddings (a deep suffix "
+            "[L, 2, P, N, D]); send both, or neither.")
+    if body.prompt_embeddings is not None or body.prompt_text is not None:
+        raise HTTPException(
+            422, "Give prefix_embeddings (a deep suffix) or prompt_embeddings / "
+            "prompt_text, not both.")
+    if body.placement != "suffix":
+        raise HTTPException(
+            422, "prefix_embeddings is a deep suffix, read by each input's last "
+            "suffix_tail_length tokens: send placement='suffix'.")
+    k = body.suffix_tail_length
+    if k is None or k < 1:
+        raise HTTPException(
+            422, "suffix_tail_length must be an int >= 1 (how many of each input's "
+            f"last tokens read the deep suffix, ending at the answer position), got {k}.")
+    if not supports_shared_input(engine.adapter):
+        raise HTTPException(
+            422, "prefix_embeddings (a deep suffix) needs a Llama-family model "
+            f"(rotary positions); this server runs {type(engine.backbone).__name__}. "
+            "Send prompt_embeddings instead.")
+    try:
+        prefix = decode_array(body.prefix_embeddings)
+    except ArrayDecodeError as error:
+        raise HTTPException(422, str(error)) from None
+    layers, _, _, heads, head_dim = engine.prefix_shape(1)
+    if prefix.ndim not in (5, 6) or (
+        tuple(prefix.shape[-5:-3]) + tuple(prefix.shape[-2:]) != (layers, 2, heads, head_dim)
+    ):
+        expected = f"{layers}, 2, P, {heads}, {head_dim}"
+        raise HTTPException(
+            422, f"prefix_embeddings must have shape [{expected}] (this model's L, 2, "
+            f"P, N, D) or [K, {expected}] (K candidates), got {list(prefix.shape)}.")
+    if prefix.ndim == 6 and prefix.shape[0] == 0:
+        raise HTTPException(
+            422, "prefix_embeddings [K, L, 2, P, N, D] holds no candidates (K=0); "
+            "send at least one.")
+    p = prefix.shape[-3]
+    if not 1 <= p <= max_prompt_length:
+        raise HTTPException(
+            422, f"prefix_embeddings has P={p} prompt slots; send 1 to "
+            f"{max_prompt_length}.")
+    if not np.all(np.isfinite(prefix)):
+        raise HTTPException(422, "prefix_embeddings holds NaN or inf values.")
+    return prefix
+
+
+async def score_population(body, request, state, task_key, prompts, labels, job_of=None):
     """Scores K candidates `[K, P, H]` on the request's B inputs.
 
     Exactly once per candidate key: a candidate the log holds is answered
     from it, one that another request is computing now is waited for, and
-    only the rest are computed, in one `PopulationScoreJob`, then logged
-    (one line each) before the reply is sent.
+    only the rest are computed, in one job (`PopulationScoreJob`, or
+    `job_of(candidates)`'s for other kinds, e.g. deep suffixes `[K, L, 2,
+    P, N, D]`), then logged (one line each) before the reply is sent.
     """
     if request.headers.get(IDEMPOTENCY_HEADER) is not None:
         raise HTTPException(
@@ -194,9 +299,12 @@ async def score_population(body, request, state, task_key, prompts, labels):
     }
     try:
         if owned:
-            job = PopulationScoreJob(
-                task_key, list(body.inputs), labels, prompts[owned], body.loss
-            )
+            if job_of is None:
+                job = PopulationScoreJob(
+                    task_key, list(body.inputs), labels, prompts[owned], body.loss
+                )
+            else:
+                job = job_of(prompts[owned])
             result = await state.run_job(job)
             computed = [
                 {
@@ -268,11 +376,16 @@ def candidate_keys_of(body, count):
 def inputs_digest(body):
     """Digest of what, besides its prompt, decides a candidate's result.
 
-    The inputs, labels, verbalizer, placement and loss: not the other
-    candidates, their keys, or `allow_batching` (a population always runs
-    on its own).
+    The inputs, labels, verbalizer, placement, loss (and a deep suffix's
+    tail length): not the other candidates, their keys, or `allow_batching`
+    (a population always runs on its own).
     """
-    shared = body.model_dump(exclude={"prompt_embeddings", "candidate_keys", "allow_batching"})
+    exclude = {"prompt_embeddings", "prefix_embeddings", "candidate_keys", "allow_batching"}
+    if body.suffix_tail_length is None:
+        # Left out when unset, so the digests of requests without a deep
+        # suffix stay those logged before the field existed.
+        exclude.add("suffix_tail_length")
+    shared = body.model_dump(exclude=exclude)
     text = json.dumps(shared, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -7,11 +7,15 @@ from keras import ops
 
 from promptopt.adapters import adapter_for
 from promptopt.backends.value_and_grad import compile_function
+from promptopt.prefixes.prefix_initializers import prefix_shape
 from promptopt.prompts.placement import right_align
 from promptopt.prompts.shared_input import left_align
 from promptopt.prompts.shared_input import suffix_answer_states
 from promptopt.prompts.shared_input import suffix_input_caches
 from promptopt.prompts.shared_input import supports_shared_input
+from promptopt.server.deep_suffix_scoring import DeepSuffixFunctions
+from promptopt.server.deep_suffix_scoring import DeepSuffixScoreJob
+from promptopt.server.deep_suffix_scoring import score_deep_suffixes
 from promptopt.tasks.classification import VerbalizerClassification
 from promptopt.tasks.losses import classification_loss
 from promptopt.tasks.text_encoder import TextEncoder
@@ -141,6 +145,8 @@ class ScoringEngine:
     [result] = engine.run([PopulationScoreJob(suffix, ["Great fun. It was"], np.array([1]),
                                               population, "cross_entropy")])  # [K, P, H]
     [c["loss"] for c in result["candidates"]]  # K losses
+    [result] = engine.run([DeepSuffixScoreJob(suffix, ["Great fun. It was"], np.array([1]),
+                                              prefixes, 2, "cross_entropy")])  # [K, L, 2, P, N, D]
     ```
     """
 
@@ -212,6 +218,18 @@ class ScoringEngine:
             )
         return self._compiled[key]
 
+    def prefix_shape(self, prompt_length):
+        """`(L, 2, P, N, D)`: the shape of one deep suffix for this model."""
+        return tuple(int(n) for n in prefix_shape(self.adapter, prompt_length))
+
+    def _deep_suffix_functions(self, task_key, prompt_length, tail_length):
+        key = (task_key, prompt_length, tail_length, "deep_suffix")
+        if key not in self._compiled:
+            self._compiled[key] = DeepSuffixFunctions(
+                self._tasks[task_key], self.adapter, prompt_length, tail_length
+            )
+        return self._compiled[key]
+
     # --- running jobs -------------------------------------------------------
 
     def run(self, jobs):
@@ -220,6 +238,8 @@ class ScoringEngine:
             return self._complete(jobs)
         if isinstance(jobs[0], PopulationScoreJob):
             return [self._score_population(job) for job in jobs]
+        if isinstance(jobs[0], DeepSuffixScoreJob):
+            return [self._score_deep_suffix(job) for job in jobs]
         prompt_length = jobs[0].prompt.shape[0]
         if len(jobs) == 1 and self._shares_input(jobs[0].task_key, prompt_length):
             # As a population of one, so a suffix prompt scores alike alone
@@ -310,6 +330,16 @@ class ScoringEngine:
                 }
             )
         return {"candidates": candidates}
+
+    def _score_deep_suffix(self, job):
+        """`{"candidates": [K results]}` of deep suffixes (`score_deep_suffixes`)."""
+        if not supports_shared_input(self.adapter):
+            raise ValueError(
+                "A deep suffix needs a Llama-family model (rotary positions); this "
+                "server runs " f"{type(self.backbone).__name__}.")
+        functions = self._deep_suffix_functions(
+            job.task_key, int(job.prefixes.shape[3]), int(job.tail_length))
+        return score_deep_suffixes(functions, self.encoder, job)
 
     # --- next-token log-probabilities --------------------------------------
 

@@ -38,7 +38,9 @@ class ServerConfig:
     """
 
     token: str = None
-    max_request_bytes: int = 4 * 1024 * 1024
+    # 16 MiB: a BBTv2 population of deep suffixes on SmolLM2 (K = 20,
+    # [20, 30, 2, 5, 3, 64] float32) is about 6 MB in base64.
+    max_request_bytes: int = 16 * 1024 * 1024
     max_batch_size: int = 64
     max_prompt_length: int = 128
     max_input_chars: int = 4000

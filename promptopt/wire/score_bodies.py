@@ -50,6 +50,15 @@ class ScoreRequest(BaseModel):
     request repeating a candidate an earlier one computed, is answered
     from the server's log for that candidate and computes only the rest.
 
+    `prefix_embeddings` instead scores a *deep suffix* (BBTv2's per-layer
+    keys and values, `promptopt.prefixes.deep_suffix`): `[L, 2, P, N, D]`
+    put after each input's head, read only by its last `suffix_tail_length`
+    tokens, with `placement="suffix"` on a Llama-family model. `[K, L, 2, P,
+    N, D]` is a population, exactly-once per candidate through
+    `candidate_keys` as above; the heads' keys and values are computed once
+    per request and each candidate runs its `B * k` tail rows, as
+    `DeepSuffixEvaluator` does locally.
+
     Args:
         inputs: B input texts, already formatted (e.g. "<review> It was").
         classes: C class names, in class-index order.
@@ -60,6 +69,12 @@ class ScoreRequest(BaseModel):
             `[K, P, H]`.
         candidate_keys: with `[K, P, H]`, optional K distinct idempotency
             keys, one per candidate (send no `Idempotency-Key` header then).
+        prefix_embeddings: optional deep suffix `[L, 2, P, N, D]` (keys
+            after RoPE at positions 0..P-1), or K of them `[K, L, 2, P, N, D]`;
+            not with prompt_embeddings or prompt_text.
+        suffix_tail_length: int k >= 1, with prefix_embeddings only: how
+            many of each input's last tokens read the deep suffix (the
+            template's tail, ending at the answer position).
         prompt_text: optional text prompt.
         model: optional name of a prompt or ensemble the server serves
             (GET /v1/models), instead of prompt_embeddings and prompt_text.
@@ -97,6 +112,10 @@ class ScoreRequest(BaseModel):
     labels: list[int] | None = None
     prompt_embeddings: ArrayPayload | None = None
     candidate_keys: list[str] | None = None
+    prefix_embeddings: ArrayPayload | None = None
+    # Checked by the route (not `Field(ge=1)`), so a bad value gets a 422
+    # that names the fix.
+    suffix_tail_length: int | None = None
     prompt_text: str | None = None
     model: str | None = None
     placement: Literal["prefix", "suffix"] = "prefix"
@@ -112,7 +131,9 @@ class ScoreResponse(BaseModel):
         scores: class scores `[B, C]` (log-probabilities of the label words).
         loss: mean loss over the batch, or None when no labels were sent.
         input_tokens: positions the model ran: the inputs' real tokens (with
-            a text prompt's tokens) plus P prompt vectors per input.
+            a text prompt's tokens) plus P prompt vectors per input. For a
+            deep suffix: the heads' real tokens plus `B * (k + P)` (the
+            tails' rows and the prompt positions they attend to).
     """
 
     model: str
@@ -130,7 +151,9 @@ class CandidateScore(BaseModel):
         input_tokens: positions the model ran for this candidate: P prompt
             vectors per input, plus the inputs' real tokens, which a
             shared-input pass runs once per request and charges to the
-            first candidate it computes.
+            first candidate it computes. A deep suffix's candidate is
+            charged `B * (k + P)` (its tail rows and prompt positions), the
+            heads' real tokens (run once) going to the first candidate.
         replayed: True when the server answered from its log (an earlier
             request computed this candidate key), not by computing now.
     """
