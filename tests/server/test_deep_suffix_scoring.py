@@ -22,7 +22,11 @@ from promptopt import Verbalizer
 from promptopt import VerbalizerClassification
 from promptopt.evaluators import HTTPEvaluator
 from promptopt.evaluators.deep_suffix_evaluator import DeepSuffixEvaluator
+from promptopt.optimizers.bbtv2 import BBTv2Optimizer
 from promptopt.prefixes import PrefixModel
+from promptopt.runner import Budget
+from promptopt.runner import PromptTuningRunner
+from promptopt.runner import Stage
 from promptopt.server import ServerConfig
 from promptopt.server import create_app
 from promptopt.server.deep_suffix_scoring import DeepSuffixScoreJob
@@ -294,3 +298,32 @@ def test_a_deep_suffix_on_a_non_llama_model_gets_a_422(tmp_path):
     assert reply["detail"] == (
         "prefix_embeddings (a deep suffix) needs a Llama-family model (rotary "
         "positions); this server runs GPT2Backbone. Send prompt_embeddings instead.")
+
+
+def test_bbtv2_through_the_api_gives_the_local_runs_prompt(server, local, tmp_path):
+    """The same BBTv2 run, locally and through `/v1/score`, one request a generation.
+
+    CMA-ES uses only the ranks of the losses, and the server's losses equal
+    the local ones to float rounding, so both runs sample the same
+    candidates and end with the same prompt, bit for bit.
+    """
+    initial = local.initial_candidate()
+    initial_loss = local.evaluate(initial[None], step=0).losses[0]
+
+    def bbtv2_run(evaluator):
+        optimizer = BBTv2Optimizer(subspace_dim=8, popsize=K, layer_stds=[0.5] * SHAPE[0])
+        return PromptTuningRunner(evaluator).run(
+            initial, [Stage(optimizer, Budget(steps=6))], seed=3)
+
+    reference = bbtv2_run(local)
+    remote = HTTPEvaluator(
+        server.url, TEXTS, LABELS, CLASSES, LABEL_WORDS, prompt="deep_suffix",
+        prefix_shape=SHAPE, suffix_tail_length=TAIL, placement="suffix",
+        population_requests=True, batch_size=len(TEXTS), journal_path=tmp_path / "j.jsonl")
+    result = bbtv2_run(remote)
+    np.testing.assert_array_equal(result.best_prompt, reference.best_prompt)
+    np.testing.assert_allclose([h["loss"] for h in result.history],
+                               [h["loss"] for h in reference.history], rtol=1e-5, atol=1e-6)
+    assert reference.lowest_loss < initial_loss
+    assert [h["api_requests"] for h in result.history] == [1] * 6
+    assert remote.journal.paid_calls == 6 * K
