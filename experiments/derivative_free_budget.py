@@ -123,6 +123,7 @@ def export_prompts():
     The prompt is the dev selection stored in the run's final checkpoint;
     its test accuracy is scored again and must equal the run's row.
     """
+    loaded = None
     for path in sorted(glob.glob(os.path.join(common.HERE, "runs", EXPERIMENT, "*.json"))):
         with open(path) as f:
             row = json.load(f)
@@ -135,7 +136,8 @@ def export_prompts():
                             output_dir=run_dir, placement=row["placement"],
                             dtype=row["dtype"]).resolved()
         data = TaskData.from_config(config)
-        model = build_model(config, load_language_model("smollm2-135m"), data)
+        loaded = loaded or load_language_model("smollm2-135m")
+        model = build_model(config, loaded, data)
         factory = StageFactory(config, model, data)
         factory.assign(checkpoint.selected_prompt)
         test = accuracy(model, data.test, 32)

@@ -39,14 +39,19 @@ MEMBERS = {
 CACHE = os.path.join(common.HERE, "runs", "method_ensembles")
 
 
-def probabilities(member, seed, split_name, split):
-    """`[N, C]` class probabilities of `member`'s prompt on `split` (cached)."""
-    path = os.path.join(CACHE, f"{TASK}-s{seed}-{member}-{split_name}.npy")
-    if not os.path.exists(path):
+def probabilities(member, seed, splits):
+    """`{split name: [N, C]}` class probabilities of `member`'s prompt (cached).
+
+    The prompt and its model are loaded once, and only if a split is missing.
+    """
+    paths = {name: os.path.join(CACHE, f"{TASK}-s{seed}-{member}-{name}.npy") for name in splits}
+    missing = [name for name, path in paths.items() if not os.path.exists(path)]
+    if missing:
         saved = SavedPrompt.load(MEMBERS[member].format(task=TASK, seed=seed))
         os.makedirs(CACHE, exist_ok=True)
-        np.save(path, saved.probabilities(split.texts))
-    return np.load(path)
+        for name in missing:
+            np.save(paths[name], saved.probabilities(splits[name].texts))
+    return {name: np.load(path) for name, path in paths.items()}
 
 
 def main():
@@ -58,8 +63,9 @@ def main():
             continue
         splits = {s: load_fewshot_split(TASK, seed, s) for s in ("dev", "test")}
         accuracies = {}
+        scored = {n: probabilities(n, seed, splits) for n in names}
         for split_name, split in splits.items():
-            members = {n: probabilities(n, seed, split_name, split) for n in names}
+            members = {n: scored[n][split_name] for n in names}
             members["ensemble"] = np.mean([members[n] for n in names], axis=0)
             for name, probs in members.items():
                 accuracies[(name, split_name)] = float(

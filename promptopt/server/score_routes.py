@@ -57,12 +57,7 @@ async def score(body: ScoreRequest, request: Request, state=Depends(server_state
         )
     prompt = soft_prompt_of(body, engine.hidden_dim, state.config.max_prompt_length)
     labels = labels_of(body)
-    try:
-        task_key = await asyncio.to_thread(
-            engine.task_key, body.classes, body.label_words, body.placement
-        )
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
+    task_key = await task_key_of(body, engine)
     if prompt.ndim == 3:
         return await score_population(body, request, state, task_key, prompt, labels)
     if body.candidate_keys is not None:
@@ -88,6 +83,16 @@ async def score(body: ScoreRequest, request: Request, state=Depends(server_state
         return response, job.rows, result["input_tokens"]
 
     return await state.idempotent(request, SCORE_PATH, compute)
+
+
+async def task_key_of(body, engine):
+    """The engine's key for the request's verbalizer and placement; 422 if invalid."""
+    try:
+        return await asyncio.to_thread(
+            engine.task_key, body.classes, body.label_words, body.placement
+        )
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 async def score_served(body, request, state):
@@ -116,12 +121,7 @@ async def score_served(body, request, state):
             422, f"'{body.model}' is a prefix; /v1/score scores soft prompts and ensembles of "
             "them. Score a prefix with `promptopt eval --prompt PATH`.")
     labels = labels_of(body)
-    try:
-        task_key = await asyncio.to_thread(
-            state.engine.task_key, body.classes, body.label_words, body.placement
-        )
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
+    task_key = await task_key_of(body, state.engine)
     inputs = list(body.inputs)
 
     async def compute():
@@ -176,12 +176,7 @@ async def score_deep_suffix(body, request, state):
     """
     prefixes = deep_suffix_of(body, state.engine, state.config.max_prompt_length)
     labels = labels_of(body)
-    try:
-        task_key = await asyncio.to_thread(
-            state.engine.task_key, body.classes, body.label_words, body.placement
-        )
-    except ValueError as error:
-        raise HTTPException(422, str(error)) from None
+    task_key = await task_key_of(body, state.engine)
 
     def job_of(candidates):  # [K', L, 2, P, N, D]
         return DeepSuffixScoreJob(task_key, list(body.inputs), labels, candidates,

@@ -38,6 +38,7 @@ from tests.server.server_process import LABEL_WORDS
 from tests.server.server_process import LABELS
 from tests.server.server_process import TEXTS
 from tests.server.server_process import free_port
+from tests.server.test_population_score import assert_population_matches_singles
 from tests.tiny_models import tiny_gpt2
 from tests.tiny_models import tiny_llama
 
@@ -136,12 +137,8 @@ def test_an_engine_population_equals_its_candidates_one_by_one_bit_for_bit(engin
     [result] = engine.run([DeepSuffixScoreJob(key, TEXTS, labels, prefixes, TAIL, "hinge")])
     singles = [engine.run([DeepSuffixScoreJob(key, TEXTS, labels, p[None], TAIL, "hinge")])[0]
                ["candidates"][0] for p in prefixes]
-    assert len(result["candidates"]) == K
-    for got, expected in zip(result["candidates"], singles):
-        np.testing.assert_array_equal(got["scores"], expected["scores"])
-        assert got["loss"] == expected["loss"]
-    assert (singles[0]["loss"] is None) == (not with_labels)
-    assert len({float(r["scores"].sum()) for r in singles}) == K  # the candidates differ
+    assert len(singles) == K
+    assert_population_matches_singles(result, singles, with_labels)
 
 
 def test_input_tokens_charge_the_heads_once_and_each_candidate_its_tails(engine):

@@ -88,6 +88,17 @@ def engine(request):
     return request.getfixturevalue(f"{request.param}_engine")
 
 
+def assert_population_matches_singles(result, singles, with_labels):
+    """A population's results equal its K candidates' solo results, bit for bit."""
+    assert len(result["candidates"]) == len(singles)
+    for got, expected in zip(result["candidates"], singles):
+        np.testing.assert_array_equal(got["scores"], expected["scores"])
+        assert got["loss"] == expected["loss"]
+    assert (singles[0]["loss"] is None) == (not with_labels)
+    # The candidates differ, so equal results are not equal by construction.
+    assert len({float(r["scores"].sum()) for r in singles}) == len(singles)
+
+
 def solo(engine, key, prompt, labels):
     [result] = engine.run([ScoreJob(key, TEXTS, labels, prompt, "", "hinge", False)])
     return result
@@ -103,12 +114,7 @@ def test_a_population_equals_its_candidates_scored_one_by_one_bit_for_bit(
     prompts = population()
     [result] = engine.run([PopulationScoreJob(key, TEXTS, labels, prompts, "hinge")])
     singles = [solo(engine, key, prompt, labels) for prompt in prompts]
-    assert len(result["candidates"]) == K
-    for got, expected in zip(result["candidates"], singles):
-        np.testing.assert_array_equal(got["scores"], expected["scores"])
-        assert got["loss"] == expected["loss"]
-    assert (singles[0]["loss"] is None) == (not with_labels)
-    assert len({float(r["scores"].sum()) for r in singles}) == K  # the candidates differ
+    assert_population_matches_singles(result, singles, with_labels)
 
 
 def test_suffix_candidates_share_one_pass_over_the_inputs_on_llama(engine):
