@@ -5,15 +5,19 @@ rerun reads the cache instead of recomputing, and an interrupted tuning run
 resumes from its runner checkpoint (`<run name>/run_checkpoint.bin`). Runs
 with the same configuration share one cache entry across experiments (the
 run name encodes the whole configuration), so e.g. the prompt-length
-ablation reuses the P = 20 run of the methods comparison.
+ablation reuses the P = 20 run of the methods comparison. Each finished
+run's row is also kept in the committed ledger (`experiments/ledger.py`), so
+a fresh checkout reports it and does not run it again.
 """
 
+import glob
 import json
 import os
 import time
 
 import numpy as np
 
+from experiments.ledger import RunLedger
 from promptopt.data import get_fewshot_task
 from promptopt.data import load_fewshot_split
 from promptopt.evaluators.keras_evaluator import KerasEvaluator
@@ -220,18 +224,26 @@ def final_train_loss(result, last=4):
 
 
 def cached(experiment, name, compute):
-    """Returns the cached row `runs/<experiment>/<name>.json`, or computes it.
+    """Returns the row of run `name` of `experiment`, or computes it.
 
-    With `compute=None` a missing row is not computed: None is returned
-    (reports use this to include every finished run).
+    A row is read from `runs/<experiment>/<name>.json` or, on a checkout
+    without that run, from the committed ledger (`experiments/ledger.py`);
+    a computed row is written to both. With `compute=None` a missing row is
+    not computed: None is returned (reports use this to include every
+    finished run).
     """
+    ledger = RunLedger(experiment)
     directory = os.path.join(HERE, "runs", experiment)
     path = os.path.join(directory, f"{name}.json")
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
-    if compute is None:
-        return None
+            row = json.load(f)
+        if ledger.get(name) is None:
+            ledger.record(name, row)  # a run made before the ledger existed
+        return row
+    row = ledger.get(name)
+    if row is not None or compute is None:
+        return row
     os.makedirs(directory, exist_ok=True)
     row = compute(os.path.join(directory, name))
     row["name"] = name
@@ -239,8 +251,23 @@ def cached(experiment, name, compute):
     with open(tmp, "w") as f:
         json.dump(row, f, indent=2)
     os.replace(tmp, path)
+    ledger.record(name, row)
     print(json.dumps(row), flush=True)
     return row
+
+
+def finished_rows(experiment):
+    """Every finished row of `experiment`: this checkout's runs and the ledger's."""
+    ledger = RunLedger(experiment)
+    rows = ledger.rows()
+    for path in sorted(glob.glob(os.path.join(HERE, "runs", experiment, "*.json"))):
+        with open(path) as f:
+            row = json.load(f)
+        name = row.get("name", os.path.basename(path)[:-len(".json")])
+        if name not in rows:
+            ledger.record(name, row)  # a run made before the ledger existed
+        rows[name] = row
+    return [rows[name] for name in sorted(rows)]
 
 
 def mean_std(values):

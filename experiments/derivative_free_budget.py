@@ -152,11 +152,54 @@ def export_prompts():
         print(f"{row['name']}: exported {row['prompt_file']} (test {100 * test:.1f})", flush=True)
 
 
+def label(row):
+    return (f"{row['method']} {row['placement']} {row['task']} s{row['seed']}"
+            f" ({row['forward_calls']} calls)")
+
+
+def _plot(curves):
+    """Three panels: SST-2 split 42 (dev and test), SST-2 over splits, TREC and SST-5."""
+    plt = common.pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    split42 = [r for r in curves if r["task"] == "sst2" and r["seed"] == 42]
+    for r in split42:
+        xs = [p["forward_calls"] for p in r["curve"]]
+        line, = axes[0].plot(xs, [100 * p["test_accuracy"] for p in r["curve"]], marker="o",
+                             markersize=3, label=f"{label(r)} test")
+        axes[0].plot(xs, [100 * p["dev_accuracy"] for p in r["curve"]], linestyle="--",
+                     color=line.get_color(), label=f"{label(r)} dev")
+    axes[0].set_title("SST-2, split 42: dev-selected prompt", fontsize=9)
+    groups = {}
+    for r in curves:
+        if r["task"] == "sst2" and r["forward_calls"] == 2000:
+            groups.setdefault((r["method"], r["placement"]), []).append(r)
+    for (method, placement), group in sorted(groups.items()):
+        xs = [p["forward_calls"] for p in group[0]["curve"]]
+        tests = np.array([[100 * p["test_accuracy"] for p in r["curve"]] for r in group
+                          if len(r["curve"]) == len(xs)])
+        mean, std = tests.mean(axis=0), tests.std(axis=0)
+        line, = axes[1].plot(xs, mean, marker="o", markersize=3,
+                             label=f"{method} {placement} (n={len(tests)})")
+        axes[1].fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    axes[1].set_title("SST-2, 2,000 calls: test, mean ± std over splits", fontsize=9)
+    for r in curves:
+        if r["task"] != "sst2":
+            xs = [p["forward_calls"] for p in r["curve"]]
+            line, = axes[2].plot(xs, [100 * p["test_accuracy"] for p in r["curve"]],
+                                 marker="o", markersize=3, label=f"{label(r)} test")
+            axes[2].plot(xs, [100 * p["dev_accuracy"] for p in r["curve"]], linestyle="--",
+                         color=line.get_color(), label=f"{label(r)} dev")
+    axes[2].set_title("TREC and SST-5 (chance: TREC 16.7, SST-5 20)", fontsize=9)
+    for axis in axes:
+        axis.set_xlabel("forward calls")
+        axis.set_ylabel("accuracy (%)")
+        axis.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(os.path.join(common.RESULTS, "derivative_free_budget.png"), dpi=120)
+
+
 def report():
-    rows = []
-    for path in sorted(glob.glob(os.path.join(common.HERE, "runs", EXPERIMENT, "*.json"))):
-        with open(path) as f:
-            rows.append(json.load(f))
+    rows = common.finished_rows(EXPERIMENT)
     lines = ["# BBT and BBTv2 on SmolLM2-135M: test accuracy (full test sets)", "",
              "`python -m experiments.derivative_free_budget --task T --seeds ... --calls N`. "
              "CLI defaults: BBT d=500, popsize 20, sigma 1, 20-vector suffix prompt, "
@@ -185,26 +228,15 @@ def report():
     curves = [r for r in rows if r["curve"]]
     if curves:
         lines += ["", "## Budget curves (dev-selected prompt; dev and full-test accuracy)", "",
-                  "| task | seed | method | placement | forward calls | dev | test |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| task | seed | method | placement | run's budget | forward calls | dev "
+                  "| test |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in curves:
             for p in r["curve"]:
                 lines.append(f"| {r['task']} | {r['seed']} | {r['method']} | {r['placement']} "
-                             f"| {p['forward_calls']} "
+                             f"| {r['forward_calls']} | {p['forward_calls']} "
                              f"| {100 * p['dev_accuracy']:.1f} | {100 * p['test_accuracy']:.1f} |")
-        plt = common.pyplot()
-        figure, axis = plt.subplots(figsize=(6, 4))
-        for r in curves:
-            xs = [p["forward_calls"] for p in r["curve"]]
-            axis.plot(xs, [100 * p["test_accuracy"] for p in r["curve"]], marker="o",
-                      label=f"{r['method']} {r['placement']} {r['task']} s{r['seed']} (test)")
-            axis.plot(xs, [100 * p["dev_accuracy"] for p in r["curve"]], linestyle="--",
-                      label=f"{r['method']} {r['placement']} {r['task']} s{r['seed']} (dev)")
-        axis.set_xlabel("forward calls")
-        axis.set_ylabel("accuracy (%)")
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(os.path.join(common.RESULTS, "derivative_free_budget.png"), dpi=120)
+        _plot(curves)
     common.write_markdown("derivative_free_budget.md", lines)
 
 

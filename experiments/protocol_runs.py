@@ -12,7 +12,10 @@ compared on dev, never on test.
 
 Each run's output directory (checkpoint, prompt, results.json) lives in
 `experiments/runs/protocol/<variant>/<task>-s<seed>/`, so an interrupted
-run resumes from its checkpoint and a finished one is not run again.
+run resumes from its checkpoint. A finished run's summary is also kept in
+the committed ledger (`experiments/results/ledger/protocol.json`, key
+`<variant>/<task>-s<seed>`), so it is reported, and not run again, on a
+checkout without its directory.
 
     python -m experiments.protocol_runs --variant prompt --method prompt
     python -m experiments.protocol_runs --variant prompt-lr0.3 --method prompt --set learning_rate=0.3 --seeds 13 21 42
@@ -26,27 +29,57 @@ import os
 import numpy as np
 
 from experiments import common
+from experiments.ledger import RunLedger
 from promptopt.tuning.config import TuneConfig
 from promptopt.tuning.job import TuningJob
 
 ROOT = os.path.join(common.HERE, "runs", "protocol")
+LEDGER = RunLedger("protocol")
 
 
 def run_dir(variant, task, seed):
     return os.path.join(ROOT, variant, f"{task}-s{seed}")
 
 
+def ledger_key(variant, task, seed):
+    return f"{variant}/{task}-s{seed}"
+
+
+def _summary(variant, settings, task, seed, results):
+    """The ledger's row of one run: what the reports read from results.json."""
+    return {"variant": variant, "settings": settings, "task": task, "seed": seed,
+            **{key: results.get(key) for key in (
+                "test_accuracy_after", "train_loss_after", "dev_selection", "counters",
+                "seconds")}}
+
+
+def _read_results(variant, task, seed):
+    """results.json of a run in this checkout (recorded in the ledger), or None."""
+    path = os.path.join(run_dir(variant, task, seed), "results.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        results = json.load(f)
+    key = ledger_key(variant, task, seed)
+    if LEDGER.get(key) is None:  # a run made before the ledger existed
+        with open(os.path.join(ROOT, variant, "variant.json")) as f:
+            settings = json.load(f)
+        LEDGER.record(key, _summary(variant, settings, task, seed, results))
+    return results
+
+
 def run(variant, task, seed, method, overrides, callbacks=()):
-    """One dev-selected run; its results.json (cached).
+    """One dev-selected run; its results.json, or its ledger row (cached).
 
     `callbacks`: more `RunnerCallback`s for `TuningJob` (e.g. a recorder of
     per-step diagnostics); they run only when the run is not cached.
     """
     out = run_dir(variant, task, seed)
-    results_path = os.path.join(out, "results.json")
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            return json.load(f)
+    results = _read_results(variant, task, seed)
+    if results is None:
+        results = LEDGER.get(ledger_key(variant, task, seed))
+    if results is not None:
+        return results
     values = {"task": task, "fewshot_seed": seed, "seed": seed, "method": method,
               "output_dir": out, "test_before": False, **overrides}
     variant_path = os.path.join(ROOT, variant, "variant.json")
@@ -62,6 +95,8 @@ def run(variant, task, seed, method, overrides, callbacks=()):
             json.dump(recorded, f, indent=2)
     results = TuningJob(TuneConfig.from_dict(values), log=lambda line: print(line, flush=True),
                         progress=False, callbacks=callbacks).run()
+    LEDGER.record(ledger_key(variant, task, seed),
+                  _summary(variant, recorded, task, seed, results))
     print(json.dumps({"variant": variant, "task": task, "seed": seed,
                       "test_accuracy": results["test_accuracy_after"],
                       "dev_selection": results["dev_selection"]}), flush=True)
@@ -80,17 +115,26 @@ def _parse_overrides(pairs):
 
 
 def finished(task):
-    """`{variant: {seed: results}}` for every finished run of `task`."""
+    """`{variant: {seed: results or ledger row}}` for every finished run of `task`."""
     table = {}
-    if not os.path.isdir(ROOT):
-        return table
-    for variant in sorted(os.listdir(ROOT)):
+    for row in LEDGER.rows().values():
+        if row["task"] == task:
+            table.setdefault(row["variant"], {})[row["seed"]] = row
+    for variant in sorted(os.listdir(ROOT)) if os.path.isdir(ROOT) else ():
         for seed in common.SEEDS:
-            path = os.path.join(run_dir(variant, task, seed), "results.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    table.setdefault(variant, {})[seed] = json.load(f)
+            results = _read_results(variant, task, seed)
+            if results is not None:
+                table.setdefault(variant, {})[seed] = results
     return table
+
+
+def settings_of(variant, runs):
+    """The settings `variant` was run with (the ledger's, or variant.json here)."""
+    for row in runs.values():
+        if "settings" in row:
+            return row["settings"]
+    with open(os.path.join(ROOT, variant, "variant.json")) as f:
+        return json.load(f)
 
 
 def report(task):
@@ -108,8 +152,7 @@ def report(task):
         "|---|---|" + "---|" * len(common.SEEDS) + "---|---|",
     ]
     for variant, runs in table.items():
-        with open(os.path.join(ROOT, variant, "variant.json")) as f:
-            settings = json.load(f)
+        settings = settings_of(variant, runs)
         cells, tests, devs = [], [], []
         for seed in common.SEEDS:
             results = runs.get(seed)
@@ -128,25 +171,8 @@ def report(task):
         shown = ", ".join(f"{k}={v}" for k, v in settings.items())
         lines.append(f"| {variant} | {shown} | " + " | ".join(cells) + f" | "
                      f"{common.mean_std(tests)} | {common.mean_std(devs)} |")
-    kept = _rows_without_runs(os.path.join(common.RESULTS, f"protocol_{task}.md"), table)
-    if kept:
-        # experiments/runs/ is not committed: a fresh checkout has none of the
-        # earlier runs, and their committed rows must not vanish from the table.
-        lines += kept + ["", "Rows of variants whose runs are not in this checkout are "
-                         "kept from the committed table; the box plot has only the runs "
-                         "present here."]
     common.write_markdown(f"protocol_{task}.md", lines)
     _box_plot(task, table)
-
-
-def _rows_without_runs(path, table):
-    """The rows of the committed table at `path` whose variant has no runs here."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        rows = [line.rstrip("\n") for line in f if line.startswith("| ")]
-    return [row for row in rows[1:]
-            if row.split("|")[1].strip() not in table]
 
 
 def _box_plot(task, table):
